@@ -1,0 +1,44 @@
+# Two commands: `make demo` and `make test`. Both create .venv and install the project first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+SAMPLE := traces/sample
+DEMO_OUT ?= out/demo
+
+.PHONY: setup demo test test-fast lint format sample bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/tracesim info $(SAMPLE)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+# The committed sample trace: 200 nodes, 30 simulated minutes, seed 7.
+sample: setup
+	$(VENV)/bin/tracesim synth --nodes 200 --duration 30m --seed 7 --out $(SAMPLE) --force
+
+bench: setup
+	$(PY) benchmarks/bench_synth.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -1,0 +1,7 @@
+"""placeholder"""
+import click
+
+
+@click.command("synth")
+def command() -> None:
+    """Generate a synthetic trace."""

@@ -1,0 +1,198 @@
+"""Reading traces: ``open_trace(path)`` -> :class:`Trace`, scans with filters, pandas out.
+
+Reading never modifies a trace. A leftover journal (the part a crashed writer was writing) is
+read as far as its last complete batch; ``tracesim repair`` (a later issue) turns it into
+Parquet.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from ..errors import TraceError
+from .manifest import read_manifest
+from .schema import CATEGORICAL_COLUMNS, REQUIRED_COLUMNS, SCHEMA
+from .writer import EVENTS_DIR
+
+# Integer and boolean columns hold nulls for other kinds: keep them exact (no float64 upcast).
+_NULLABLE = {
+    pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+    pa.bool_(): pd.BooleanDtype(),
+}
+_PART_RE = re.compile(r"^part-(\d+)\.(parquet|journal)$")
+TimeLike = str | datetime | pd.Timestamp | int | float | None
+
+
+def _to_timestamp(value: TimeLike) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+class Trace:
+    """An opened trace: its manifest and a filtered, time-ordered view of its events."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.manifest: dict[str, Any] = read_manifest(self.path)
+        events = self.path / EVENTS_DIR
+        found: dict[int, dict[str, Path]] = {}
+        if events.is_dir():
+            for entry in events.iterdir():
+                match = _PART_RE.match(entry.name)
+                if match:
+                    found.setdefault(int(match[1]), {})[match[2]] = entry
+        self.parts: list[Path] = []
+        self.journals: list[Path] = []
+        for index in sorted(found):
+            files = found[index]
+            if "parquet" in files:
+                self.parts.append(files["parquet"])  # a journal beside it was already converted
+            else:
+                self.journals.append(files["journal"])
+        for part in self.parts:
+            try:
+                schema = pq.read_schema(part)
+            except (pa.ArrowException, OSError) as exc:
+                raise TraceError(f"{part}: not a readable Parquet file ({_short(exc)})") from None
+            missing = [c for c in REQUIRED_COLUMNS if c not in schema.names]
+            if missing:
+                raise TraceError(f"{part}: missing required columns {', '.join(missing)}")
+
+    # -- facts ---------------------------------------------------------------------------------
+    @property
+    def source_kind(self) -> str:
+        return str(self.manifest.get("source", {}).get("kind", "unknown"))
+
+    @property
+    def complete(self) -> bool:
+        """False if the writer did not close cleanly (crash, or still recording)."""
+        return self.manifest.get("status") == "complete" and not self.journals
+
+    def __repr__(self) -> str:
+        return f"<Trace {str(self.path)!r} {self.source_kind} parts={len(self.parts)}>"
+
+    # -- scanning ------------------------------------------------------------------------------
+    def _filter(
+        self,
+        kinds: Iterable[str] | None,
+        event_types: Iterable[str] | None,
+        start: TimeLike,
+        end: TimeLike,
+    ) -> pc.Expression | None:
+        expr = None
+
+        def _and(e: pc.Expression) -> None:
+            nonlocal expr
+            expr = e if expr is None else expr & e
+
+        if kinds is not None:
+            _and(pc.field("kind").isin(list(kinds)))
+        if event_types is not None:
+            _and(pc.field("event_type").isin(list(event_types)))
+        if (t0 := _to_timestamp(start)) is not None:
+            _and(pc.field("ts") >= pa.scalar(t0.to_pydatetime(), SCHEMA.field("ts").type))
+        if (t1 := _to_timestamp(end)) is not None:
+            _and(pc.field("ts") < pa.scalar(t1.to_pydatetime(), SCHEMA.field("ts").type))
+        return expr
+
+    def scan(
+        self,
+        *,
+        kinds: Iterable[str] | None = None,
+        event_types: Iterable[str] | None = None,
+        start: TimeLike = None,
+        end: TimeLike = None,
+        columns: Sequence[str] | None = None,
+    ) -> Iterator[pa.Table]:
+        """Yield the matching events, one Arrow table per part, in trace order.
+
+        ``kinds`` and ``event_types`` restrict rows; ``start`` (inclusive) and ``end``
+        (exclusive) are UTC times; ``columns`` selects columns (default: all). Only the
+        selected columns of the row groups that can match are read from disk.
+        """
+        cols = list(columns) if columns is not None else SCHEMA.names
+        unknown = [c for c in cols if c not in SCHEMA.names]
+        if unknown:
+            raise TraceError(f"unknown column(s) {', '.join(unknown)}; see docs/trace-format.md")
+        expr = self._filter(kinds, event_types, start, end)
+        for part in self.parts:
+            try:
+                table = ds.dataset(part, format="parquet", schema=SCHEMA).to_table(
+                    columns=cols, filter=expr
+                )
+            except (pa.ArrowException, OSError) as exc:
+                raise TraceError(f"{part}: corrupt Parquet data ({_short(exc)})") from None
+            if table.num_rows:
+                yield table
+        for journal in self.journals:
+            table = _read_journal(journal)
+            if expr is not None:
+                table = table.filter(expr)
+            if table.num_rows:
+                yield table.select(cols)
+
+    def to_arrow(self, **filters: Any) -> pa.Table:
+        """All matching events as one Arrow table (arguments as for :meth:`scan`)."""
+        tables = list(self.scan(**filters))
+        if not tables:
+            cols = filters.get("columns") or SCHEMA.names
+            return SCHEMA.empty_table().select(list(cols))
+        return pa.concat_tables(tables)
+
+    def events(self, *, categorical: bool = True, **filters: Any) -> pd.DataFrame:
+        """Matching events as a pandas DataFrame (arguments as for :meth:`scan`).
+
+        Low-cardinality string columns (kind, event_type, namespace, node_name, ...) come back
+        as pandas categoricals unless ``categorical=False``; ``ts`` is tz-aware UTC.
+        """
+        table = self.to_arrow(**filters)
+        if categorical:
+            for name in CATEGORICAL_COLUMNS:
+                if name in table.column_names:
+                    i = table.column_names.index(name)
+                    table = table.set_column(i, name, table.column(i).dictionary_encode())
+        return table.to_pandas(types_mapper=_NULLABLE.get)
+
+    def count(self, **filters: Any) -> int:
+        """Number of matching events (reads only the ``seq`` column)."""
+        filters.setdefault("columns", ["seq"])
+        return sum(t.num_rows for t in self.scan(**filters))
+
+
+def _read_journal(path: Path) -> pa.Table:
+    """The complete record batches of a journal; a torn last batch is ignored."""
+    batches = []
+    try:
+        with pa.OSFile(str(path), "rb") as source:
+            reader = pa.ipc.open_stream(source)
+            while True:
+                try:
+                    batches.append(reader.read_next_batch())
+                except StopIteration:
+                    break
+    except (pa.ArrowException, OSError):
+        pass  # the writer died mid-batch: everything before it is intact
+    return pa.Table.from_batches(batches, schema=SCHEMA)
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def open_trace(path: str | os.PathLike[str]) -> Trace:
+    """Open the trace directory ``path``; :class:`~tracesim.errors.TraceError` if it is not one."""
+    return Trace(path)
