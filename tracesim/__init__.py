@@ -3,7 +3,7 @@ control plane, to find what breaks first when a cluster grows."""
 
 __version__ = "0.1.0"
 
-from .errors import TraceError, TracesimError  # noqa: E402
-from .trace import Trace, TraceWriter, open_trace  # noqa: E402
+from .errors import TraceError, TracesimError
+from .trace import Trace, TraceWriter, open_trace
 
 __all__ = ["Trace", "TraceError", "TraceWriter", "TracesimError", "__version__", "open_trace"]

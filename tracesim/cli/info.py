@@ -32,16 +32,20 @@ def command(trace: str, as_json: bool, top: int) -> None:
         return
     console = Console()
     src = info["source"]
-    console.print(f"[bold]{info['path']}[/]  format v{info['format_version']}  "
-                  f"source: {src.get('kind')}  status: {info['status']}")
+    console.print(
+        f"[bold]{info['path']}[/]  format v{info['format_version']}  "
+        f"source: {src.get('kind')}  status: {info['status']}"
+    )
     if info["span"] is None:
         console.print("no events")
         return
     span = info["span"]
     console.print(f"span: {span['start']} .. {span['end']}  ({span['duration_s']:.1f} s)")
-    console.print(f"events: {info['events']['rows']:,}   object bytes: "
-                  f"{_size(info['events']['bytes'])}   nodes: {info['nodes']:,}   "
-                  f"pods: {info['pods']:,}")
+    console.print(
+        f"events: {info['events']['rows']:,}   object bytes: "
+        f"{_size(info['events']['bytes'])}   nodes: {info['nodes']:,}   "
+        f"pods: {info['pods']:,}"
+    )
     kinds = Table("kind", "events", "events/s", "objects", "bytes", "by type", box=None)
     for kind, k in info["kinds"].items():
         rate = "-" if k["events_per_s"] is None else f"{k['events_per_s']:,.1f}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from .reader import Trace
@@ -65,12 +66,20 @@ def trace_info(trace: Trace, *, top: int = 10) -> dict[str, Any]:
     info["kinds"] = dict(sorted(kinds.items(), key=lambda kv: -kv[1]["rows"]))
     info["nodes"] = kinds.get("Node", {}).get("objects", 0)
     info["pods"] = kinds.get("Pod", {}).get("objects", 0)
-    order = pc.select_k_unstable(
-        table.select(["size_bytes"]), k=min(top, n), sort_keys=[("size_bytes", "descending")]
+    # The largest version of each object, then the top of those.
+    per_object = table.group_by(["kind", "namespace", "name"], use_threads=False).aggregate(
+        [("size_bytes", "max")]
     )
-    biggest = table.take(order).select(["kind", "namespace", "name", "size_bytes"])
-    biggest = biggest.sort_by([("size_bytes", "descending"), ("kind", "ascending"),
-                               ("name", "ascending")])
+    biggest = pa.table(
+        {
+            "kind": per_object.column("kind"),
+            "namespace": per_object.column("namespace"),
+            "name": per_object.column("name"),
+            "size_bytes": per_object.column("size_bytes_max"),
+        }
+    )
+    biggest = biggest.sort_by(
+        [("size_bytes", "descending"), ("kind", "ascending"), ("name", "ascending")]
+    ).slice(0, top)
     info["largest"] = biggest.to_pylist()
     return info
-

@@ -69,10 +69,10 @@ def read_manifest(trace_dir: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TraceError(f"{path}: malformed JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-        raise TraceError(f"{path}: not a tracesim manifest (\"format\" is not {FORMAT_NAME!r})")
+        raise TraceError(f'{path}: not a tracesim manifest ("format" is not {FORMAT_NAME!r})')
     version = data.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
-        raise TraceError(f"{path}: \"format_version\" must be an integer, got {version!r}")
+        raise TraceError(f'{path}: "format_version" must be an integer, got {version!r}')
     if version > FORMAT_VERSION:
         raise TraceError(
             f"{path}: trace format version {version} is newer than this tracesim reads "
@@ -82,5 +82,5 @@ def read_manifest(trace_dir: Path) -> dict[str, Any]:
         raise TraceError(f"{path}: unknown trace format version {version}")
     for key, typ in (("source", dict), ("cluster", dict), ("options", dict)):
         if not isinstance(data.get(key, {}), typ):
-            raise TraceError(f"{path}: \"{key}\" must be an object")
+            raise TraceError(f'{path}: "{key}" must be an object')
     return data
