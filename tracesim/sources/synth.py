@@ -310,7 +310,9 @@ def _make_pods(cfg: SynthConfig, rng: np.random.Generator, nodes: _Nodes, start_
     slot_dep = np.repeat(np.arange(n_dep), replicas)
     # Replacement events: a Poisson process over all slots with the daily pattern.
     t_repl = _nhpp(rng, cfg.churn_per_node_s * n_nodes, dur, start_s, cfg.daily_amplitude)
-    s_repl = rng.integers(0, max(n_slots, 1), size=len(t_repl)) if n_slots else t_repl[:0]
+    if n_slots == 0:
+        t_repl = t_repl[:0]
+    s_repl = rng.integers(0, max(n_slots, 1), size=len(t_repl))
     rollout_at = dur / 2 if cfg.rollout_at_s is None else cfg.rollout_at_s
     rolled = rng.random(n_dep) < cfg.rollout_fraction if n_dep else np.zeros(0, dtype=bool)
     roll_slots = np.flatnonzero(rolled[slot_dep]) if n_slots else np.zeros(0, dtype=np.int64)
@@ -321,12 +323,19 @@ def _make_pods(cfg: SynthConfig, rng: np.random.Generator, nodes: _Nodes, start_
     # One pod instance per (slot, interval between its events).
     order = np.lexsort((ev_t, ev_slot))
     ev_slot, ev_t = ev_slot[order], ev_t[order]
+    # A replacement needs its predecessor to exist first: merge events of one slot that come
+    # within 0.1 s of the previous one (the controller's reaction time is below that).
+    close = np.zeros(len(ev_t), dtype=bool)
+    close[1:] = (ev_slot[1:] == ev_slot[:-1]) & (ev_t[1:] - ev_t[:-1] < 0.1)
+    ev_slot, ev_t = ev_slot[~close], ev_t[~close]
     inst_slot = np.concatenate([np.arange(n_slots), ev_slot])
     inst_created = np.concatenate([-rng.uniform(3600, 14 * 86_400, n_slots), ev_t])
     order = np.lexsort((inst_created, inst_slot))
     inst_slot, inst_created = inst_slot[order], inst_created[order]
-    same_next = np.r_[inst_slot[1:] == inst_slot[:-1], False]
-    inst_deleted = np.where(same_next, np.r_[inst_created[1:], inf], inf)
+    # A slot's pod lives until the slot's next event (its replacement) or past the end.
+    inst_deleted = np.full(len(inst_slot), inf)
+    same_next = inst_slot[1:] == inst_slot[:-1]
+    inst_deleted[:-1][same_next] = inst_created[1:][same_next]
     # The ReplicaSet controller reacts to a deletion within tens of milliseconds.
     later = inst_created >= 0
     inst_created = np.where(later, inst_created + rng.uniform(0.01, 0.06, len(later)), inst_created)
@@ -401,11 +410,16 @@ def _make_pods(cfg: SynthConfig, rng: np.random.Generator, nodes: _Nodes, start_
 
 # -- placement ----------------------------------------------------------------------------------
 def _place(
-    pods: dict[str, np.ndarray], nodes: _Nodes, rng: np.random.Generator, bind_s: np.ndarray
+    pods: dict[str, np.ndarray],
+    nodes: _Nodes,
+    rng: np.random.Generator,
+    bind_s: np.ndarray,
+    release_s: np.ndarray,
 ) -> np.ndarray:
     """A node per pod (-1: unschedulable), never over-committing cpu, memory, pods or GPUs.
 
-    Pods are placed in creation order with deletions released first: the best of a few random
+    Pods are placed in binding order, releasing first what pods that finished or disappeared by
+    then held (``release_s``); a pod deleted before its binding is never placed. Choice: the best of a few random
     candidates by free CPU (power-of-k-choices), then a full scan if none of them fits. One
     Python step per pod; the scan is a numpy expression, rarely needed.
     """
@@ -418,7 +432,7 @@ def _place(
     order = np.argsort(bind_s, kind="stable")
     cand = rng.integers(0, len(free_cpu), size=(n, 4))
     cpu, mem, gpu = pods["cpu_milli"], pods["memory_bytes"], pods["gpus"]
-    fixed, deleted = pods["fixed_node"], pods["deleted_s"]
+    fixed = pods["fixed_node"]
     releases: list[tuple[float, int]] = []
     fc, fm, fp, fg = free_cpu, free_mem, free_pods, free_gpu
     for i in order.tolist():
@@ -430,9 +444,14 @@ def _place(
             fm[k] += mem[j]
             fp[k] += 1
             fg[k] += gpu[j]
+        if release_s[i] <= t:
+            continue
         c, m_, g = cpu[i], mem[i], gpu[i]
         k = int(fixed[i])
-        if k < 0:
+        if k >= 0:  # a DaemonSet pod: its node or nowhere
+            if not (fc[k] >= c and fm[k] >= m_ and fp[k] >= 1 and fg[k] >= g):
+                continue
+        else:
             best, best_free = -1, -1
             for k2 in cand[i].tolist():
                 fits = fc[k2] >= c and fm[k2] >= m_ and fp[k2] >= 1 and fg[k2] >= g
@@ -449,8 +468,8 @@ def _place(
         fm[k] -= m_
         fp[k] -= 1
         fg[k] -= g
-        if np.isfinite(deleted[i]):
-            heapq.heappush(releases, (float(deleted[i]), i))
+        if np.isfinite(release_s[i]):
+            heapq.heappush(releases, (float(release_s[i]), i))
     return node_of
 
 
@@ -497,12 +516,23 @@ class _Generator:
         n = len(p["created_s"])
         rng = self.rng
         # Scheduling latency (ms-scale at low load), kubelet startup, graceful termination.
-        self.bind_s = np.where(
-            p["created_s"] < 0, p["created_s"], p["created_s"] + _lognormal(rng, 0.02, 0.5, n)
-        )
-        self.node_of = _place(p, self.nodes, rng, self.bind_s)
+        created, deleted = p["created_s"], p["deleted_s"]
+        self.bind_s = np.where(created < 0, created, created + _lognormal(rng, 0.02, 0.5, n))
         self.running_s = self.bind_s + 0.5 + _lognormal(rng, 1.5, 0.5, n)
-        self.grace_s = np.minimum(_lognormal(rng, 2.0, 1.0, n), 30.0)
+        # A Job pod runs at least a second once started.
+        p["finished_s"] = np.maximum(p["finished_s"], self.running_s + 1.0)
+        finished = p["finished_s"]
+        # Lifecycle steps happen only before the deletion begins.
+        self.done_before = np.isfinite(finished) & (finished < deleted)
+        self.runs = self.running_s < deleted
+        grace = np.minimum(_lognormal(rng, 2.0, 1.0, n), 30.0)
+        # A pod that has containers running is killed with a grace period, others go at once.
+        killed = np.isfinite(deleted) & ~self.done_before & (self.bind_s < deleted)
+        self.killed = killed
+        self.gone_s = np.where(killed, deleted + grace, deleted) + 0.01
+        # kube-scheduler stops counting a pod when it finishes or disappears.
+        release_s = np.where(self.done_before, finished, self.gone_s)
+        self.node_of = _place(p, self.nodes, rng, self.bind_s, release_s)
         self.pod_uid = _uids(rng, n)
         self.pod_size = (3200 + rng.integers(0, 1500, n)).astype(np.int64)
         self._pod_rows = self._pod_events()
@@ -537,36 +567,66 @@ class _Generator:
             parts.append((idx[m], t[m], etype, ph[m], bd[m], np.full(m.sum(), terminating), dsize))
 
         # At trace start: the initial LIST (state at 0).
-        init_phase = np.where(~placed, "Pending", np.where(finished < 0, "Succeeded", "Running"))
-        add(initial, np.zeros(n), "LISTED", init_phase.astype(object), placed, False, 1500)
+        bound_at_start = placed & (bind < 0)
+        init_phase = np.where(
+            ~bound_at_start,
+            "Pending",
+            np.where(finished < 0, "Succeeded", np.where(running < 0, "Running", "Pending")),
+        )
+        add(initial, np.zeros(n), "LISTED", init_phase.astype(object), bound_at_start, False, 1500)
         later = ~initial
+        before_del = later & placed
         add(later, created, "ADDED", "Pending", False, False, 0)
-        add(later & placed, bind, "MODIFIED", "Pending", True, False, 300)  # binding
+        add(before_del & (bind < deleted), bind, "MODIFIED", "Pending", True, False, 300)
         # Unschedulable: the scheduler writes the PodScheduled=False condition.
-        add(later & ~placed, created + 0.02, "MODIFIED", "Pending", False, False, 400)
-        add(later & placed, bind + 0.3, "MODIFIED", "Pending", True, False, 900)  # creating
-        add(later & placed, running, "MODIFIED", "Running", True, False, 1500)
-        fin = np.isfinite(finished) & placed & (finished >= 0) & (finished < deleted)
-        add(fin, finished, "MODIFIED", "Succeeded", True, False, 1600)
+        unsched_t = created + 0.02
+        add(
+            later & ~placed & (unsched_t < deleted),
+            unsched_t,
+            "MODIFIED",
+            "Pending",
+            False,
+            False,
+            400,
+        )
+        creating_t = bind + 0.3
+        add(
+            before_del & (creating_t < deleted), creating_t, "MODIFIED", "Pending", True, False, 900
+        )
+        add(before_del & self.runs, running, "MODIFIED", "Running", True, False, 1500)
+        add(
+            placed & self.done_before & (finished >= 0),
+            finished,
+            "MODIFIED",
+            "Succeeded",
+            True,
+            False,
+            1600,
+        )
         gone = np.isfinite(deleted) & (deleted >= 0)
-        done_before = np.isfinite(finished) & (finished <= deleted)
-        end_phase = np.where(~placed, "Pending", np.where(done_before, "Succeeded", "Running"))
-        end_phase = end_phase.astype(object)
-        add(gone, np.maximum(deleted, 0), "MODIFIED", end_phase, placed, True, 1550)
-        # A running pod is killed (grace period); a finished or pending one goes at once.
-        needs_grace = gone & placed & ~done_before
-        kill_t = deleted + self.grace_s
-        add(needs_grace, kill_t, "MODIFIED", "Succeeded", True, True, 1600)
-        del_t = np.where(needs_grace, kill_t + 0.01, deleted + 0.01)
+        bound_then = placed & (bind < deleted)
+        phase_then = np.where(
+            ~bound_then,
+            "Pending",
+            np.where(self.done_before, "Succeeded", np.where(self.runs, "Running", "Pending")),
+        ).astype(object)
+        add(gone, np.maximum(deleted, 0), "MODIFIED", phase_then, bound_then, True, 1550)
+        # The kubelet stops the containers, reports the final status, then the pod goes.
+        killed = self.killed & bound_then
+        final = np.where(self.runs, "Succeeded", "Failed").astype(object)
+        add(gone & killed, self.gone_s - 0.01, "MODIFIED", final, True, True, 1600)
         add(
             gone,
-            del_t,
+            self.gone_s,
             "DELETED",
-            np.where(needs_grace, "Succeeded", end_phase).astype(object),
-            placed,
+            np.where(killed, final, phase_then).astype(object),
+            bound_then,
             True,
             1600,
         )
+        if not parts:  # no pods at all
+            empty = np.zeros(0, dtype=bool)
+            parts.append((idx[:0], np.zeros(0), "ADDED", empty.astype(object), empty, empty, 0))
         pod = np.concatenate([x[0] for x in parts])
         t_s = np.concatenate([x[1] for x in parts])
         etype = np.concatenate([np.full(len(x[0]), x[2], dtype=object) for x in parts])
