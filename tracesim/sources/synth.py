@@ -419,9 +419,9 @@ def _place(
     """A node per pod (-1: unschedulable), never over-committing cpu, memory, pods or GPUs.
 
     Pods are placed in binding order, releasing first what pods that finished or disappeared by
-    then held (``release_s``); a pod deleted before its binding is never placed. Choice: the best of a few random
-    candidates by free CPU (power-of-k-choices), then a full scan if none of them fits. One
-    Python step per pod; the scan is a numpy expression, rarely needed.
+    then held (``release_s``); a pod deleted before its binding is never placed. Choice: the
+    best of a few random candidates by free CPU (power-of-k-choices), then a full scan if none
+    of them fits. One Python step per pod; the scan is a numpy expression, rarely needed.
     """
     n = len(pods["created_s"])
     free_cpu = nodes.cpu_milli.copy()
