@@ -16,8 +16,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The main job on the bundled trace: a summary on the terminal, a report in $(DEMO_OUT).
 demo: setup
-	$(VENV)/bin/tracesim info $(SAMPLE)
+	mkdir -p $(DEMO_OUT)
+	$(VENV)/bin/tracesim info $(SAMPLE) --plot $(DEMO_OUT)/trace.png
+	$(VENV)/bin/tracesim info $(SAMPLE) --json > $(DEMO_OUT)/info.json
+	@echo "report: $(DEMO_OUT)/trace.png $(DEMO_OUT)/info.json"
 
 lint: setup
 	$(VENV)/bin/ruff check .

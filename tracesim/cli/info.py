@@ -24,9 +24,20 @@ def _size(n: float) -> str:
 @click.argument("trace", type=click.Path(path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--top", default=10, show_default=True, help="How many of the largest objects.")
-def command(trace: str, as_json: bool, top: int) -> None:
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write a PNG of event rates over time and object sizes, by kind.",
+)
+def command(trace: str, as_json: bool, top: int, plot: str | None) -> None:
     """Span, event counts and rates by kind and type, objects, bytes, largest objects."""
-    info = trace_info(open_trace(trace), top=top)
+    opened = open_trace(trace)
+    info = trace_info(opened, top=top)
+    if plot:
+        from ..analysis.trace_plots import plot_trace
+
+        plot_trace(opened, plot)
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
         return

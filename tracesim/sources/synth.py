@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -140,12 +139,19 @@ def _parse_start(text: str) -> int:
 
 
 # -- small vectorised helpers -------------------------------------------------------------------
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_UUID_DIGITS = [i for i in range(36) if i not in (8, 13, 18, 23)]
+
+
 def _uids(rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` random version-4 UUID strings (from the seeded generator, not the OS)."""
     raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    return np.array([str(uuid.UUID(bytes=b.tobytes())) for b in raw], dtype=object)
+    nibbles = np.stack([raw >> 4, raw & 0x0F], axis=2).reshape(n, 32)
+    text = np.full((n, 36), ord("-"), dtype=np.uint8)
+    text[:, _UUID_DIGITS] = _HEX[nibbles]
+    return text.view("S36").ravel().astype("U36").astype(object)
 
 
 _ALNUM = np.array(list("bcdfghjklmnpqrstvwxz2456789"))  # the alphabet of k8s name suffixes
