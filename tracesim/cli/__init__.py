@@ -22,9 +22,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import info, synth
+    from . import info, serve, synth
 
-    for module in (info, synth):
+    for module in (info, serve, synth):
         cli.add_command(module.command)
 
 
