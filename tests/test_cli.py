@@ -127,8 +127,18 @@ def test_bundled_sample_is_what_make_sample_makes(tmp_path: Path) -> None:
     sample = ROOT / "traces" / "sample"
     cfg = open_trace(sample).manifest["source"]["config"]
     out = tmp_path / "again"
-    res = run("synth", "--nodes", str(cfg["nodes"]), "--duration", f"{cfg['duration_s']:g}",
-              "--seed", str(cfg["seed"]), "--out", str(out), "-q")
+    res = run(
+        "synth",
+        "--nodes",
+        str(cfg["nodes"]),
+        "--duration",
+        f"{cfg['duration_s']:g}",
+        "--seed",
+        str(cfg["seed"]),
+        "--out",
+        str(out),
+        "-q",
+    )
     assert res.returncode == 0, res.stderr
     for part in sorted((sample / "events").iterdir()):
         again = out / "events" / part.name

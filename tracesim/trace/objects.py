@@ -61,10 +61,7 @@ def _taint(t: Mapping[str, Any]) -> str:
 def _toleration(t: Mapping[str, Any]) -> str:
     """``key=value:Effect`` (Equal), ``key:Effect`` (Exists), ``*`` for an empty-key Exists."""
     key = t.get("key") or "*"
-    if t.get("operator", "Equal") == "Exists":
-        head = key
-    else:
-        head = f"{key}={t.get('value', '')}"
+    head = key if t.get("operator", "Equal") == "Exists" else f"{key}={t.get('value', '')}"
     effect = t.get("effect")
     return f"{head}:{effect}" if effect else head
 
@@ -73,12 +70,9 @@ def _affinity_terms(spec: Mapping[str, Any]) -> list[str] | None:
     """Required node-affinity terms: one string per term (terms are ORed); inside a term the
     requirements are ANDed and joined by ``,``: ``key In a|b``, ``key Exists``, ``key Gt 4``;
     ``matchFields`` requirements are prefixed ``field:``."""
-    required = (
-        ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
-            "requiredDuringSchedulingIgnoredDuringExecution"
-        )
-        or {}
-    )
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
     terms = []
     for term in required.get("nodeSelectorTerms") or []:
         parts = []
@@ -111,29 +105,38 @@ def _resource_vector(req: Mapping[str, Any]) -> tuple[int, int, int, int]:
 def pod_requests(spec: Mapping[str, Any]) -> tuple[int, int, int, int]:
     """Effective requests of a pod as the scheduler computes them.
 
-    Regular containers add up; restartable init containers (sidecars) add to them; ordinary init
-    containers run one at a time, so the pod needs the maximum of each init step and the running
-    total; ``spec.overhead`` is added. Returns (cpu milli, memory bytes, GPU count, GPU milli in
-    total).
+    As ``k8s.io/component-helpers/resource.PodRequests`` and the Kubernetes page "Effective Pod
+    requests and limits", per resource: regular containers add up; restartable init containers
+    (sidecars, ``restartPolicy: Always``) add to them; ordinary init containers run one at a
+    time next to the sidecars listed before them, so the pod needs the maximum of each init
+    step and of the running total; pod-level ``spec.resources`` (cpu, memory) replace the
+    container sum; ``spec.overhead`` is added. GPU devices follow the same rule as cpu and
+    memory. Returns (cpu milli, memory bytes, GPU count, GPU milli in total).
     """
-    cpu = mem = gpus = 0
+    total = [0, 0, 0]  # cpu milli, memory bytes, GPU count
     share = -1
     for c in spec.get("containers") or []:
         c_cpu, c_mem, c_gpu, c_share = _resource_vector(_requests(c))
-        cpu, mem, gpus = cpu + c_cpu, mem + c_mem, gpus + c_gpu
+        total = [total[0] + c_cpu, total[1] + c_mem, total[2] + c_gpu]
         share = max(share, c_share)
-    side_cpu = side_mem = 0
-    init_cpu = init_mem = 0
+    sidecars = [0, 0, 0]
+    init = [0, 0, 0]
     for c in spec.get("initContainers") or []:
-        c_cpu, c_mem, c_gpu, c_share = _resource_vector(_requests(c))
+        c_cpu, c_mem, c_gpu, _ = _resource_vector(_requests(c))
+        vec = (c_cpu, c_mem, c_gpu)
         if c.get("restartPolicy") == "Always":
-            side_cpu, side_mem = side_cpu + c_cpu, side_mem + c_mem
-            init_cpu, init_mem = max(init_cpu, side_cpu), max(init_mem, side_mem)
+            sidecars = [s + v for s, v in zip(sidecars, vec, strict=True)]
+            total = [t + v for t, v in zip(total, vec, strict=True)]
+            step = sidecars
         else:
-            init_cpu = max(init_cpu, side_cpu + c_cpu)
-            init_mem = max(init_mem, side_mem + c_mem)
-        gpus = max(gpus, c_gpu)
-    cpu, mem = max(cpu + side_cpu, init_cpu), max(mem + side_mem, init_mem)
+            step = [s + v for s, v in zip(sidecars, vec, strict=True)]
+        init = [max(i, s) for i, s in zip(init, step, strict=True)]
+    cpu, mem, gpus = (max(t, i) for t, i in zip(total, init, strict=True))
+    pod_level = _requests(spec)  # spec.resources (PodLevelResources): cpu and memory only
+    if "cpu" in pod_level:
+        cpu = to_milli(pod_level["cpu"])
+    if "memory" in pod_level:
+        mem = to_int(pod_level["memory"])
     overhead = spec.get("overhead") or {}
     if overhead:
         o_cpu, o_mem, _, _ = _resource_vector(overhead)
@@ -258,4 +261,3 @@ def object_row(
     if fill is not None:
         fill(obj, row)
     return row
-

@@ -38,6 +38,9 @@ TimeLike = str | datetime | pd.Timestamp | int | float | None
 def _to_timestamp(value: TimeLike) -> pd.Timestamp | None:
     if value is None:
         return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # Numbers are microseconds since the epoch, as in the writer (pandas would read ns).
+        return pd.Timestamp(int(value), unit="us", tz="UTC")
     ts = pd.Timestamp(value)
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
@@ -99,10 +102,12 @@ class Trace:
             nonlocal expr
             expr = e if expr is None else expr & e
 
-        if kinds is not None:
-            _and(pc.field("kind").isin(list(kinds)))
-        if event_types is not None:
-            _and(pc.field("event_type").isin(list(event_types)))
+        # Typed value sets: an empty list would otherwise be a null-typed array that Arrow
+        # refuses to compare with strings; a lone string is one value, not its characters.
+        for column, values in (("kind", kinds), ("event_type", event_types)):
+            if values is not None:
+                values = [values] if isinstance(values, str) else list(values)
+                _and(pc.field(column).isin(pa.array(values, pa.string())))
         if (t0 := _to_timestamp(start)) is not None:
             _and(pc.field("ts") >= pa.scalar(t0.to_pydatetime(), SCHEMA.field("ts").type))
         if (t1 := _to_timestamp(end)) is not None:
@@ -121,8 +126,9 @@ class Trace:
         """Yield the matching events, one Arrow table per part, in trace order.
 
         ``kinds`` and ``event_types`` restrict rows; ``start`` (inclusive) and ``end``
-        (exclusive) are UTC times; ``columns`` selects columns (default: all). Only the
-        selected columns of the row groups that can match are read from disk.
+        (exclusive) are UTC times (numbers: microseconds since the epoch); ``columns`` selects
+        columns (default: all). Only the selected columns of the row groups that can match are
+        read from disk.
         """
         cols = list(columns) if columns is not None else SCHEMA.names
         unknown = [c for c in cols if c not in SCHEMA.names]
@@ -179,6 +185,8 @@ def _read_journal(path: Path) -> pa.Table:
     try:
         with pa.OSFile(str(path), "rb") as source:
             reader = pa.ipc.open_stream(source)
+            if not reader.schema.equals(SCHEMA):
+                raise TraceError(f"{path}: not a journal of this trace format (other columns)")
             while True:
                 try:
                     batches.append(reader.read_next_batch())

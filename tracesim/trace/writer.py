@@ -162,15 +162,19 @@ class TraceWriter:
         self._first_ts_us = int(ts[0]) if self._first_ts_us is None else self._first_ts_us
         self._last_ts_us = int(ts[-1])
         self._account(table)
-        if self._part_start_us is not None and ts[-1] - self._part_start_us >= self.rotate_us:
-            # Split at the rotation boundary so parts cover fixed spans of trace time.
-            cut = int(np.searchsorted(ts, self._part_start_us + self.rotate_us, side="left"))
+        # Split at every rotation boundary so parts cover fixed spans of trace time, however
+        # long the span of this call (a part starts at its first row).
+        while True:
+            part_start = int(ts[0]) if self._part_start_us is None else self._part_start_us
+            cut = int(np.searchsorted(ts, part_start + self.rotate_us, side="left"))
+            if self._part_start_us is None:
+                cut = max(cut, 1)  # a new part takes at least one row (rotate_s=0 terminates)
+            if cut >= table.num_rows:
+                break
             if cut > 0:
                 self._append(table.slice(0, cut))
             self._roll()
-            table = table.slice(cut)
-            if table.num_rows == 0:
-                return
+            table, ts = table.slice(cut), ts[cut:]
         self._append(table)
         if self._part_bytes >= self.rotate_bytes:
             self._roll()
