@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SAMPLE := traces/sample
 DEMO_OUT ?= out/demo
+# Python sources that ruff checks and formats (Markdown is prose, not code to reformat).
+PY_SOURCES := tracesim tests benchmarks
 
 .PHONY: setup demo test test-fast lint format sample bench clean
 
@@ -24,12 +26,12 @@ demo: setup
 	@echo "report: $(DEMO_OUT)/trace.png $(DEMO_OUT)/info.json"
 
 lint: setup
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 
 format: setup
-	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix $(PY_SOURCES)
+	$(VENV)/bin/ruff format $(PY_SOURCES)
 
 test: lint
 	$(PY) -m pytest
