@@ -22,9 +22,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import info, serve, synth
+    from . import experiment, importer, info, serve, synth
 
-    for module in (info, serve, synth):
+    for module in (info, serve, synth, experiment, importer):
         cli.add_command(module.command)
 
 

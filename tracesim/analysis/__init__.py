@@ -1,0 +1,1 @@
+"""Analyses over results: experiments, tables and plots."""

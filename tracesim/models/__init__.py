@@ -1,0 +1,1 @@
+"""Pluggable models behind small protocols (scheduler policies, ...) and their registry."""

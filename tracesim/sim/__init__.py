@@ -1,0 +1,1 @@
+"""The simulation core: cluster state as numpy columns and placement protocols."""

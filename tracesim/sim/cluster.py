@@ -1,0 +1,376 @@
+"""Cluster state as numpy columns, indexed by node.
+
+One :class:`ClusterState` holds everything a placement decision reads: per node allocatable and
+used CPU (milli-CPU), memory (bytes) and pod slots, the GPU model as an integer code, and the
+free milli-GPU of every GPU as a 2-D array (nodes x GPU slots). Policies are vectorised over
+these columns; nothing on the hot path is a Python object per node.
+
+Every change to a node bumps ``version[node]``. A policy (or the scheduling framework) may cache
+any per-node result together with the version it was computed at and recompute only the nodes
+whose version moved: a node's scores only change when that node changes.
+
+The same class backs the fill experiment and the replay engine, so it also supports nodes
+joining and leaving (``active`` mask; slots are never reused, so node indices stay stable) and
+keeps room for label and taint codes (integer codes into :attr:`vocab`, ``-1`` = empty slot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+#: Marks a GPU slot that does not exist on a node (a node with 2 GPUs in an 8-slot array).
+ABSENT = -1
+#: Capacity of one GPU, milli-GPU.
+GPU_MILLI = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class PodRequest:
+    """What one pod asks for, in the units of the cluster columns.
+
+    ``gpu_milli`` is the share PER GPU (< 1000 only for a GPU-sharing pod with ``gpu_count`` 1);
+    ``model_mask`` is a bit set over GPU model codes (bit ``c`` = model code ``c`` allowed;
+    0 = any model). ``key`` identifies the shape: two pods with the same key are
+    interchangeable for filtering and scoring, so policies may cache per key.
+    """
+
+    cpu_milli: int
+    memory_bytes: int
+    gpu_count: int = 0
+    gpu_milli: int = 0
+    model_mask: int = 0
+
+    @property
+    def key(self) -> tuple[int, int, int, int, int]:
+        return (self.cpu_milli, self.memory_bytes, self.gpu_count, self.gpu_milli, self.model_mask)
+
+    @property
+    def gpu_total_milli(self) -> int:
+        """GPU requested in total, milli-GPU (count x per-GPU share)."""
+        return self.gpu_count * self.gpu_milli
+
+    @property
+    def gpu_kind(self) -> int:
+        """GPU-request kind: -1 no GPU, 0 a shared GPU, k >= 1 k whole GPUs."""
+        if self.gpu_count == 0:
+            return -1
+        return 0 if self.gpu_milli < GPU_MILLI else self.gpu_count
+
+
+class Vocabulary:
+    """Interns strings (GPU models, labels, taints) as small integer codes."""
+
+    def __init__(self, values: Sequence[str] = ()) -> None:
+        self.values: list[str] = []
+        self._codes: dict[str, int] = {}
+        for v in values:
+            self.code(v)
+
+    def code(self, value: str) -> int:
+        """The code of ``value``, adding it if new."""
+        c = self._codes.get(value)
+        if c is None:
+            c = self._codes[value] = len(self.values)
+            self.values.append(value)
+        return c
+
+    def get(self, value: str) -> int | None:
+        """The code of ``value`` or None when it was never seen."""
+        return self._codes.get(value)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+class ClusterState:
+    """Node columns plus exact assign/release bookkeeping.
+
+    Parameters
+    ----------
+    max_gpus: GPU slots per node (the widest node); fixed for the lifetime of the state.
+    capacity: initial number of node slots (grows by doubling when nodes are added).
+    max_labels, max_taints: slots per node for label / taint codes (room for kube-default).
+    """
+
+    # ``kind_pods[node, k]`` counts pods by GPU-request kind (see PodRequest.gpu_kind): column 0
+    # GPU-sharing pods, column k pods with k whole GPUs; GPU-clustering policies read it.
+    def __init__(
+        self,
+        max_gpus: int = 8,
+        capacity: int = 64,
+        *,
+        max_labels: int = 0,
+        max_taints: int = 0,
+    ) -> None:
+        self.max_gpus = int(max_gpus)
+        self.n_nodes = 0
+        self.names: list[str] = []
+        self.models = Vocabulary()
+        self.vocab = Vocabulary()  # labels and taints, as "key=value" / "key=value:Effect"
+        self._index: dict[str, int] = {}
+        cap = max(int(capacity), 1)
+        i64 = np.int64
+        self.alloc_cpu_milli = np.zeros(cap, i64)
+        self.alloc_memory_bytes = np.zeros(cap, i64)
+        self.alloc_pods = np.zeros(cap, i64)
+        self.used_cpu_milli = np.zeros(cap, i64)
+        self.used_memory_bytes = np.zeros(cap, i64)
+        self.used_pods = np.zeros(cap, i64)
+        self.gpu_count = np.zeros(cap, i64)
+        self.gpu_model = np.full(cap, -1, i64)  # -1 = no GPU model
+        self.gpu_free_milli = np.full((cap, self.max_gpus), ABSENT, i64)
+        self.gpu_free_total_milli = np.zeros(cap, i64)
+        self.kind_pods = np.zeros((cap, self.max_gpus + 1), i64)
+        self.label_codes = np.full((cap, max_labels), -1, np.int32)
+        self.taint_codes = np.full((cap, max_taints), -1, np.int32)
+        self.active = np.zeros(cap, bool)
+        self.version = np.zeros(cap, i64)
+
+    # -- building ----------------------------------------------------------------------------
+    _COLUMNS = (
+        "alloc_cpu_milli",
+        "alloc_memory_bytes",
+        "alloc_pods",
+        "used_cpu_milli",
+        "used_memory_bytes",
+        "used_pods",
+        "gpu_count",
+        "gpu_model",
+        "gpu_free_milli",
+        "gpu_free_total_milli",
+        "kind_pods",
+        "label_codes",
+        "taint_codes",
+        "active",
+        "version",
+    )
+
+    _FILL: ClassVar[dict[str, int]] = {
+        "gpu_free_milli": ABSENT,
+        "gpu_model": -1,
+        "label_codes": -1,
+        "taint_codes": -1,
+    }
+
+    def _grow(self, need: int) -> None:
+        cap = len(self.active)
+        if need <= cap:
+            return
+        new_cap = max(need, 2 * cap)
+        for name in self._COLUMNS:
+            old = getattr(self, name)
+            fill = self._FILL.get(name, 0)
+            new = np.full((new_cap, *old.shape[1:]), fill, old.dtype)
+            new[:cap] = old
+            setattr(self, name, new)
+
+    def add_node(
+        self,
+        name: str,
+        cpu_milli: int,
+        memory_bytes: int,
+        *,
+        pods: int = 110,
+        gpu_count: int = 0,
+        gpu_model: str | None = None,
+        labels: Sequence[str] = (),
+        taints: Sequence[str] = (),
+    ) -> int:
+        """Add an empty node; returns its index. Names must be unique among all nodes ever added."""
+        if name in self._index:
+            raise ValueError(f"node {name!r} already exists")
+        if not 0 <= gpu_count <= self.max_gpus:
+            raise ValueError(
+                f"node {name!r}: {gpu_count} GPUs, this state holds 0..{self.max_gpus}"
+            )
+        if len(labels) > self.label_codes.shape[1] or len(taints) > self.taint_codes.shape[1]:
+            raise ValueError(f"node {name!r}: more labels/taints than the state has slots for")
+        i = self.n_nodes
+        self._grow(i + 1)
+        self.n_nodes += 1
+        self.names.append(name)
+        self._index[name] = i
+        self.alloc_cpu_milli[i] = cpu_milli
+        self.alloc_memory_bytes[i] = memory_bytes
+        self.alloc_pods[i] = pods
+        self.gpu_count[i] = gpu_count
+        self.gpu_model[i] = self.models.code(gpu_model) if gpu_model else -1
+        self.gpu_free_milli[i, :gpu_count] = GPU_MILLI
+        self.gpu_free_total_milli[i] = gpu_count * GPU_MILLI
+        for j, label in enumerate(labels):
+            self.label_codes[i, j] = self.vocab.code(label)
+        for j, taint in enumerate(taints):
+            self.taint_codes[i, j] = self.vocab.code(taint)
+        self.active[i] = True
+        self.version[i] += 1
+        return i
+
+    def remove_node(self, node: int) -> None:
+        """Deactivate a node (its slot and index stay; filters must honour ``active``)."""
+        self.active[node] = False
+        self.version[node] += 1
+
+    def index_of(self, name: str) -> int:
+        """Index of the node called ``name``; KeyError if unknown."""
+        return self._index[name]
+
+    @classmethod
+    def from_arrays(
+        cls,
+        names: Sequence[str],
+        cpu_milli: np.ndarray,
+        memory_bytes: np.ndarray,
+        gpu_count: np.ndarray,
+        gpu_model: Sequence[str | None],
+        *,
+        pods: int | np.ndarray = 110,
+        max_gpus: int | None = None,
+        models: Sequence[str] = (),
+    ) -> ClusterState:
+        """A state with one empty node per row (vectorised ``add_node``).
+
+        ``models`` pre-assigns GPU model codes in that order (stable codes across node orders).
+        """
+        n = len(names)
+        gpu_count = np.asarray(gpu_count, np.int64)
+        width = int(gpu_count.max(initial=0)) if max_gpus is None else max_gpus
+        state = cls(max_gpus=max(width, 1), capacity=n)
+        state.models = Vocabulary(models)
+        state.n_nodes = n
+        state.names = list(names)
+        state._index = {name: i for i, name in enumerate(state.names)}
+        if len(state._index) != n:
+            raise ValueError("node names must be unique")
+        state.alloc_cpu_milli[:n] = cpu_milli
+        state.alloc_memory_bytes[:n] = memory_bytes
+        state.alloc_pods[:n] = pods
+        state.gpu_count[:n] = gpu_count
+        state.gpu_model[:n] = [state.models.code(m) if m else -1 for m in gpu_model]
+        slots = np.arange(state.max_gpus)
+        state.gpu_free_milli[:n] = np.where(slots[None, :] < gpu_count[:, None], GPU_MILLI, ABSENT)
+        state.gpu_free_total_milli[:n] = gpu_count * GPU_MILLI
+        state.active[:n] = True
+        state.version[:n] = 1
+        return state
+
+    # -- views -------------------------------------------------------------------------------
+    def free_cpu_milli(self, nodes: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Unrequested CPU of ``nodes``, milli-CPU."""
+        return self.alloc_cpu_milli[nodes] - self.used_cpu_milli[nodes]
+
+    def free_memory_bytes(self, nodes: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Unrequested memory of ``nodes``, bytes."""
+        return self.alloc_memory_bytes[nodes] - self.used_memory_bytes[nodes]
+
+    @property
+    def gpu_capacity_milli(self) -> int:
+        """GPU capacity of the active nodes, milli-GPU."""
+        n = self.n_nodes
+        return int(self.gpu_count[:n][self.active[:n]].sum()) * GPU_MILLI
+
+    @property
+    def gpu_used_milli(self) -> int:
+        """GPU allocated on the active nodes, milli-GPU."""
+        n = self.n_nodes
+        act = self.active[:n]
+        return int((self.gpu_count[:n][act] * GPU_MILLI - self.gpu_free_total_milli[:n][act]).sum())
+
+    # -- assign / release --------------------------------------------------------------------
+    def assign(self, node: int, pod: PodRequest, gpus: Sequence[int] | np.ndarray = ()) -> None:
+        """Account ``pod`` on ``node`` using GPU slots ``gpus`` (``pod.gpu_milli`` from each).
+
+        Raises ValueError (and changes nothing) if the node or a GPU would be over-committed:
+        callers filter first, so this is a guard against bugs, not a scheduling decision.
+        """
+        gpus = np.asarray(gpus, np.int64)
+        if len(gpus) != pod.gpu_count or len(set(gpus.tolist())) != len(gpus):
+            raise ValueError(f"pod needs {pod.gpu_count} distinct GPUs, got {gpus.tolist()}")
+        if not self.active[node]:
+            raise ValueError(f"node {self.names[node]} is not active")
+        if (
+            self.used_cpu_milli[node] + pod.cpu_milli > self.alloc_cpu_milli[node]
+            or self.used_memory_bytes[node] + pod.memory_bytes > self.alloc_memory_bytes[node]
+            or self.used_pods[node] >= self.alloc_pods[node]
+        ):
+            raise ValueError(f"node {self.names[node]} cannot hold the pod (cpu/memory/pods)")
+        row = self.gpu_free_milli[node]
+        if len(gpus) and (row[gpus] < pod.gpu_milli).any():
+            raise ValueError(f"node {self.names[node]}: GPUs {gpus.tolist()} lack free milli-GPU")
+        self.used_cpu_milli[node] += pod.cpu_milli
+        self.used_memory_bytes[node] += pod.memory_bytes
+        self.used_pods[node] += 1
+        if len(gpus):
+            row[gpus] -= pod.gpu_milli
+            self.gpu_free_total_milli[node] -= pod.gpu_total_milli
+            self.kind_pods[node, pod.gpu_kind] += 1
+        self.version[node] += 1
+
+    def release(self, node: int, pod: PodRequest, gpus: Sequence[int] | np.ndarray = ()) -> None:
+        """Undo :meth:`assign` of the same pod and GPUs exactly."""
+        gpus = np.asarray(gpus, np.int64)
+        row = self.gpu_free_milli[node]
+        if len(gpus) != pod.gpu_count or (row[gpus] + pod.gpu_milli > GPU_MILLI).any():
+            raise ValueError(f"node {self.names[node]}: releasing GPUs that were not assigned")
+        if self.used_pods[node] < 1 or self.used_cpu_milli[node] < pod.cpu_milli:
+            raise ValueError(f"node {self.names[node]}: releasing a pod that was not assigned")
+        self.used_cpu_milli[node] -= pod.cpu_milli
+        self.used_memory_bytes[node] -= pod.memory_bytes
+        self.used_pods[node] -= 1
+        if len(gpus):
+            row[gpus] += pod.gpu_milli
+            self.gpu_free_total_milli[node] += pod.gpu_total_milli
+            self.kind_pods[node, pod.gpu_kind] -= 1
+        self.version[node] += 1
+
+    def copy(self) -> ClusterState:
+        """An independent deep copy (same node indices)."""
+        new = object.__new__(ClusterState)
+        new.__dict__.update(self.__dict__)
+        for name in self._COLUMNS:
+            setattr(new, name, getattr(self, name).copy())
+        new.names = list(self.names)
+        new._index = dict(self._index)
+        new.models = Vocabulary(self.models.values)
+        new.vocab = Vocabulary(self.vocab.values)
+        return new
+
+
+@dataclass(frozen=True)
+class PodTable:
+    """A list of pods as numpy columns (same units as :class:`PodRequest`).
+
+    ``model_mask`` uses the GPU model codes of the cluster the table was built for.
+    """
+
+    names: np.ndarray
+    cpu_milli: np.ndarray
+    memory_bytes: np.ndarray
+    gpu_count: np.ndarray
+    gpu_milli: np.ndarray
+    model_mask: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.cpu_milli)
+
+    def request(self, i: int) -> PodRequest:
+        """Row ``i`` as a :class:`PodRequest`."""
+        return PodRequest(
+            int(self.cpu_milli[i]),
+            int(self.memory_bytes[i]),
+            int(self.gpu_count[i]),
+            int(self.gpu_milli[i]),
+            int(self.model_mask[i]),
+        )
+
+    def take(self, index: np.ndarray) -> PodTable:
+        """The rows at ``index``, in that order."""
+        return PodTable(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
+
+    @property
+    def gpu_total_milli(self) -> np.ndarray:
+        """GPU requested per pod in total, milli-GPU."""
+        return self.gpu_count * self.gpu_milli
