@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tracesim import __version__, open_trace
-from tracesim.cli.synth import parse_duration_s
+from tracesim.cli.options import parse_duration_s
 from tracesim.trace.schema import COLUMN_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]

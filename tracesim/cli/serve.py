@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 
 import click
 
 from ..errors import TracesimError
 from ..trace import open_trace
-
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _duration_s(text: str, option: str) -> float:
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd]?)", text.strip())
-    if not parts or "".join(n + u for n, u in parts) != text.strip():
-        raise TracesimError(f"{option} {text!r}: not a duration (use e.g. 90s, 5m, 1h)")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+from .options import parse_duration_s
 
 
 @click.command("serve")
@@ -95,8 +86,8 @@ def command(
 
     if not speed > 0:
         raise TracesimError(f"--speed {speed}: must be a positive number of trace s per wall s")
-    history_s = _duration_s(history, "--history")
-    bookmark_s = _duration_s(bookmark_interval, "--bookmark-interval")
+    history_s = parse_duration_s(history, "--history")
+    bookmark_s = parse_duration_s(bookmark_interval, "--bookmark-interval")
     player = TracePlayer(
         open_trace(trace),
         speed=speed,

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 import click
 
-from ..errors import TracesimError
 from ..sources.synth import HEARTBEAT_MODES, RESOURCES, SynthConfig, synthesize
 from ..trace import open_trace
 from ..trace.info import trace_info
+from .options import parse_duration_s
 from .progress import progress_bar
-
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration_s(text: str) -> float:
-    """``90``, ``90s``, ``30m``, ``1h``, ``1h30m``, ``2d`` -> seconds."""
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd]?)", text.strip())
-    if not parts or "".join(n + u for n, u in parts) != text.strip():
-        raise TracesimError(f"not a duration: {text!r} (use e.g. 90s, 30m, 1h, 1h30m)")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
 @click.command("synth")
@@ -103,7 +91,7 @@ def command(
         pods_per_node=pods_per_node,
         churn_per_node_s=churn_per_node_s,
         burst_pods=burst_pods,
-        burst_at_s=parse_duration_s(burst_at) if burst_at else None,
+        burst_at_s=parse_duration_s(burst_at, "--burst-at") if burst_at else None,
         rollout_fraction=rollout_fraction,
     )
     cfg.validate()

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from .objects import GPU_MILLI_RESOURCE, GPU_MODEL_LABELS
+from .objects import GPU_MILLI_RESOURCE, GPU_MODEL_LABELS, parse_time_us
 
 #: Annotation on every rebuilt object: its fields come from typed columns, not a raw object.
 REBUILT_ANNOTATION = "tracesim.io/rebuilt"
@@ -42,22 +42,6 @@ DEFAULT_API_VERSIONS = {
 _GPU_COUNT = "nvidia.com/gpu"
 _ALIBABA_GPU_COUNT = "alibabacloud.com/gpu-count"
 _POD_GPU_MODEL_ANNOTATION = "alibabacloud.com/gpu-card-model"
-
-
-def _us(value: Any) -> int | None:
-    """A timestamp column value (int microseconds, datetime or pandas Timestamp) -> us."""
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        delta = value - datetime(1970, 1, 1, tzinfo=UTC)
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    if hasattr(value, "value"):  # pandas Timestamp: nanoseconds
-        return int(value.value) // 1000
-    return int(value)
 
 
 def format_time(us: int, *, micro: bool = False) -> str:
@@ -214,7 +198,7 @@ def _lease(row: Mapping[str, Any], obj: dict[str, Any]) -> None:
         spec["holderIdentity"] = row["lease_holder"]
     if row.get("lease_duration_s") is not None:
         spec["leaseDurationSeconds"] = row["lease_duration_s"]
-    renew = _us(row.get("lease_renew_time"))
+    renew = parse_time_us(row.get("lease_renew_time"))
     if renew is not None:
         spec["renewTime"] = format_time(renew, micro=True)
     obj["spec"] = spec
@@ -249,7 +233,7 @@ def rebuild(row: Mapping[str, Any], *, created_us: int | None = None) -> dict[st
     api_version = row.get("api_version") or DEFAULT_API_VERSIONS.get(kind or "", "v1")
     obj: dict[str, Any] = {"kind": kind, "apiVersion": api_version, "metadata": meta}
     if kind == "Pod":
-        _pod(row, obj, _us(row.get("ts")))
+        _pod(row, obj, parse_time_us(row.get("ts")))
     elif kind == "Node":
         _node(row, obj)
     elif kind == "Lease":
