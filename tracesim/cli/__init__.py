@@ -22,9 +22,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import experiment, importer, info, serve, synth
+    from . import experiment, importer, info, record, repair, serve, synth
 
-    for module in (info, serve, synth, experiment, importer):
+    for module in (info, serve, synth, experiment, importer, record, repair):
         cli.add_command(module.command)
 
 
