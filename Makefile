@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 SAMPLE := traces/sample
 DEMO_OUT ?= out/demo
 # Python sources that ruff checks and formats (Markdown is prose, not code to reformat).
-PY_SOURCES := tracesim tests benchmarks
+PY_SOURCES := tracesim tests benchmarks notebooks
 
 .PHONY: setup demo test test-fast lint format sample bench clean
 
