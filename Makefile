@@ -23,7 +23,8 @@ demo: setup
 	mkdir -p $(DEMO_OUT)
 	$(VENV)/bin/tracesim info $(SAMPLE) --plot $(DEMO_OUT)/trace.png
 	$(VENV)/bin/tracesim info $(SAMPLE) --json > $(DEMO_OUT)/info.json
-	@echo "report: $(DEMO_OUT)/trace.png $(DEMO_OUT)/info.json"
+	$(VENV)/bin/tracesim replay $(SAMPLE) --scheduler kube-default --seed 1 --out $(DEMO_OUT)/replay
+	@echo "report: $(DEMO_OUT)/trace.png $(DEMO_OUT)/info.json $(DEMO_OUT)/replay/"
 
 lint: setup
 	$(VENV)/bin/ruff check $(PY_SOURCES)

@@ -22,9 +22,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import experiment, importer, info, record, repair, serve, synth
+    from . import experiment, importer, info, record, repair, replay, serve, synth
 
-    for module in (info, serve, synth, experiment, importer, record, repair):
+    for module in (info, serve, synth, experiment, importer, record, repair, replay):
         cli.add_command(module.command)
 
 

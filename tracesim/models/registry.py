@@ -33,6 +33,7 @@ BUILTIN_SCHEDULERS: dict[str, str] = {
     "gpupacking": "tracesim.models.schedulers.gpushare:GpuPackingPolicy",
     "gpuclustering": "tracesim.models.schedulers.gpushare:GpuClusteringPolicy",
     "fgd": "tracesim.models.schedulers.gpushare:FGDPolicy",
+    "kube-default": "tracesim.models.schedulers.kube_default:KubeDefaultPolicy",
 }
 
 

@@ -26,6 +26,10 @@ import numpy as np
 ABSENT = -1
 #: Capacity of one GPU, milli-GPU.
 GPU_MILLI = 1000
+#: kube-scheduler scores a pod that requests no CPU / memory as if it asked for these
+#: (``pkg/scheduler/util/pod_resources.go``: DefaultMilliCPURequest, DefaultMemoryRequest).
+NONZERO_CPU_MILLI = 100
+NONZERO_MEMORY_BYTES = 200 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +38,9 @@ class PodRequest:
 
     ``gpu_milli`` is the share PER GPU (< 1000 only for a GPU-sharing pod with ``gpu_count`` 1);
     ``model_mask`` is a bit set over GPU model codes (bit ``c`` = model code ``c`` allowed;
-    0 = any model). ``key`` identifies the shape: two pods with the same key are
-    interchangeable for filtering and scoring, so policies may cache per key.
+    0 = any model). ``constraint`` indexes :attr:`ClusterState.constraints` (tolerations, node
+    selector, required node affinity; 0 = none). ``key`` identifies the shape: two pods with
+    the same key are interchangeable for filtering and scoring, so policies may cache per key.
     """
 
     cpu_milli: int
@@ -43,10 +48,28 @@ class PodRequest:
     gpu_count: int = 0
     gpu_milli: int = 0
     model_mask: int = 0
+    constraint: int = 0
 
     @property
-    def key(self) -> tuple[int, int, int, int, int]:
-        return (self.cpu_milli, self.memory_bytes, self.gpu_count, self.gpu_milli, self.model_mask)
+    def key(self) -> tuple[int, ...]:
+        return (
+            self.cpu_milli,
+            self.memory_bytes,
+            self.gpu_count,
+            self.gpu_milli,
+            self.model_mask,
+            self.constraint,
+        )
+
+    @property
+    def nonzero_cpu_milli(self) -> int:
+        """CPU request as kube-scheduler's scoring counts it (100m when none), milli-CPU."""
+        return self.cpu_milli or NONZERO_CPU_MILLI
+
+    @property
+    def nonzero_memory_bytes(self) -> int:
+        """Memory request as kube-scheduler's scoring counts it (200 MiB when none), bytes."""
+        return self.memory_bytes or NONZERO_MEMORY_BYTES
 
     @property
     def gpu_total_milli(self) -> int:
@@ -59,6 +82,20 @@ class PodRequest:
         if self.gpu_count == 0:
             return -1
         return 0 if self.gpu_milli < GPU_MILLI else self.gpu_count
+
+
+@dataclass(frozen=True, slots=True)
+class PodConstraints:
+    """A pod's placement constraints as trace strings (docs/trace-format.md, "Conventions").
+
+    ``tolerations``: ``key=value:Effect`` / ``key:Effect`` / ``*`` (effect optional);
+    ``node_selector``: ``key=value`` labels the node must carry; ``node_affinity``: required
+    terms (ORed), each a comma-separated list of requirements (ANDed).
+    """
+
+    tolerations: tuple[str, ...] = ()
+    node_selector: tuple[str, ...] = ()
+    node_affinity: tuple[str, ...] = ()
 
 
 class Vocabulary:
@@ -111,6 +148,8 @@ class ClusterState:
         self.names: list[str] = []
         self.models = Vocabulary()
         self.vocab = Vocabulary()  # labels and taints, as "key=value" / "key=value:Effect"
+        #: Interned pod constraints; ``PodRequest.constraint`` indexes this list (0 = none).
+        self.constraints: list[PodConstraints] = [PodConstraints()]
         self._index: dict[str, int] = {}
         cap = max(int(capacity), 1)
         i64 = np.int64
@@ -120,6 +159,9 @@ class ClusterState:
         self.used_cpu_milli = np.zeros(cap, i64)
         self.used_memory_bytes = np.zeros(cap, i64)
         self.used_pods = np.zeros(cap, i64)
+        # Requests as kube-scheduler's scoring counts them (NONZERO_* for pods asking none).
+        self.nonzero_cpu_milli = np.zeros(cap, i64)
+        self.nonzero_memory_bytes = np.zeros(cap, i64)
         self.gpu_count = np.zeros(cap, i64)
         self.gpu_model = np.full(cap, -1, i64)  # -1 = no GPU model
         self.gpu_free_milli = np.full((cap, self.max_gpus), ABSENT, i64)
@@ -138,6 +180,8 @@ class ClusterState:
         "used_cpu_milli",
         "used_memory_bytes",
         "used_pods",
+        "nonzero_cpu_milli",
+        "nonzero_memory_bytes",
         "gpu_count",
         "gpu_model",
         "gpu_free_milli",
@@ -208,6 +252,51 @@ class ClusterState:
         self.active[i] = True
         self.version[i] += 1
         return i
+
+    def update_node(
+        self,
+        node: int,
+        *,
+        cpu_milli: int | None = None,
+        memory_bytes: int | None = None,
+        pods: int | None = None,
+        labels: Sequence[str] | None = None,
+        taints: Sequence[str] | None = None,
+        active: bool | None = None,
+    ) -> None:
+        """Change a node's allocatable, labels, taints or active flag (None = keep).
+
+        Pods already accounted stay accounted (the API server does not evict on a shrink);
+        the GPU layout is fixed for the life of the slot.
+        """
+        if cpu_milli is not None:
+            self.alloc_cpu_milli[node] = cpu_milli
+        if memory_bytes is not None:
+            self.alloc_memory_bytes[node] = memory_bytes
+        if pods is not None:
+            self.alloc_pods[node] = pods
+        for values, codes in ((labels, self.label_codes), (taints, self.taint_codes)):
+            if values is None:
+                continue
+            if len(values) > codes.shape[1]:
+                raise ValueError(f"node {self.names[node]}: more labels/taints than slots")
+            codes[node] = -1
+            for j, value in enumerate(values):
+                codes[node, j] = self.vocab.code(value)
+        if active is not None:
+            self.active[node] = active
+        self.version[node] += 1
+
+    def constraint_code(self, constraints: PodConstraints) -> int:
+        """The index of ``constraints`` in :attr:`constraints`, adding it if new."""
+        index = getattr(self, "_constraint_index", None)
+        if index is None:
+            index = self._constraint_index = {c: i for i, c in enumerate(self.constraints)}
+        code = index.get(constraints)
+        if code is None:
+            code = index[constraints] = len(self.constraints)
+            self.constraints.append(constraints)
+        return code
 
     def remove_node(self, node: int) -> None:
         """Deactivate a node (its slot and index stay; filters must honour ``active``)."""
@@ -303,6 +392,8 @@ class ClusterState:
         self.used_cpu_milli[node] += pod.cpu_milli
         self.used_memory_bytes[node] += pod.memory_bytes
         self.used_pods[node] += 1
+        self.nonzero_cpu_milli[node] += pod.nonzero_cpu_milli
+        self.nonzero_memory_bytes[node] += pod.nonzero_memory_bytes
         if len(gpus):
             row[gpus] -= pod.gpu_milli
             self.gpu_free_total_milli[node] -= pod.gpu_total_milli
@@ -320,6 +411,8 @@ class ClusterState:
         self.used_cpu_milli[node] -= pod.cpu_milli
         self.used_memory_bytes[node] -= pod.memory_bytes
         self.used_pods[node] -= 1
+        self.nonzero_cpu_milli[node] -= pod.nonzero_cpu_milli
+        self.nonzero_memory_bytes[node] -= pod.nonzero_memory_bytes
         if len(gpus):
             row[gpus] += pod.gpu_milli
             self.gpu_free_total_milli[node] += pod.gpu_total_milli
@@ -336,6 +429,8 @@ class ClusterState:
         new._index = dict(self._index)
         new.models = Vocabulary(self.models.values)
         new.vocab = Vocabulary(self.vocab.values)
+        new.constraints = list(self.constraints)
+        new.__dict__.pop("_constraint_index", None)
         return new
 
 

@@ -13,6 +13,16 @@ moved since (in the fill experiment: one node per placed pod). A policy whose sc
 other nodes (normalisation over the feasible set, as in kube-scheduler's NormalizeScore)
 returns raw per-node scores here and implements :meth:`SchedulerPolicy.normalize`, which the
 framework applies after the cache; a policy that cannot be cached returns ``None``.
+
+Sampling (kube-scheduler's ``percentageOfNodesToScore``). A policy with an integer attribute
+``percentage_of_nodes_to_score`` (0 = the adaptive default) makes the framework score only the
+first :func:`num_feasible_nodes_to_find` feasible nodes, walking the node slots from a start
+index that rotates by the number of nodes each walk examined. With the cache this is one mask
+over all nodes: roll from the start index, take the first K feasible. An optional
+``finalize(cluster, pod, nodes, scores, hints)`` then turns the cached per-node scores of those
+candidates into final scores (kube-scheduler's NormalizeScore over the scored nodes, plus the
+weighted sum). An optional ``explain(cluster, pod, nodes) -> {reason: node count}`` gives the
+failure reasons of an unschedulable pod (see :func:`fit_error_message`).
 """
 
 from __future__ import annotations
@@ -29,6 +39,64 @@ from ...sim.cluster import ClusterState, PodRequest, PodTable
 MAX_SCORE = 100
 #: Tie-breaking modes of :class:`Scheduler`.
 TIE_BREAKS = ("random", "order")
+#: kube-scheduler's minFeasibleNodesToFind and minFeasibleNodesPercentageToFind
+#: (``pkg/scheduler/schedule_one.go``).
+MIN_FEASIBLE_NODES_TO_FIND = 100
+MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
+
+
+def num_feasible_nodes_to_find(percentage: int, num_all_nodes: int) -> int:
+    """How many feasible nodes kube-scheduler looks for before it stops filtering.
+
+    Fewer than 100 nodes: all of them. Otherwise ``percentage`` (0 = adaptive:
+    ``50 - N // 125``, floored at 5) of N, integer arithmetic, but at least 100
+    (``numFeasibleNodesToFind`` in ``pkg/scheduler/schedule_one.go``).
+    """
+    if num_all_nodes < MIN_FEASIBLE_NODES_TO_FIND:
+        return num_all_nodes
+    if percentage <= 0:
+        percentage = max(50 - num_all_nodes // 125, MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND)
+    if percentage >= 100:
+        return num_all_nodes
+    return max(num_all_nodes * percentage // 100, MIN_FEASIBLE_NODES_TO_FIND)
+
+
+def walk_feasible(scores: np.ndarray, start: int, k: int) -> tuple[np.ndarray, int]:
+    """kube-scheduler's filter walk over node slots from ``start`` (wrapping around).
+
+    ``scores`` < 0 marks infeasible slots. Returns the first ``k`` feasible slots in walk
+    order and the number of slots examined: the walk stops when it finds a (k+1)-th feasible
+    node (``findNodesThatPassFilters`` cancels there; the nodes before it were processed), so
+    that node is where the next walk starts; with fewer feasible nodes every slot is examined.
+    Scans in chunks, so a mostly feasible cluster costs O(k), not O(nodes).
+    """
+    n = len(scores)
+    chunk = max(2 * k, 512)
+    found: list[np.ndarray] = []
+    got = 0
+    for lo, hi in ((start, n), (0, start)):
+        p = lo
+        while p < hi:
+            e = min(p + chunk, hi)
+            idx = np.flatnonzero(scores[p:e] >= 0)
+            if len(idx):
+                take = idx[: k + 1 - got] + p
+                found.append(take)
+                got += len(take)
+                if got > k:
+                    walk = np.concatenate(found) if len(found) > 1 else found[0]
+                    return walk[:k], (int(walk[k]) - start) % n
+            p = e
+    walk = np.concatenate(found) if found else np.empty(0, np.int64)
+    return walk, n
+
+
+def fit_error_message(num_nodes: int, reasons: dict[str, int]) -> str:
+    """kube-scheduler's FitError text: ``0/N nodes are available: <count> <reason>, ...``
+    with the ``"<count> <reason>"`` strings sorted as strings, as Go's ``sort.Strings`` does."""
+    parts = sorted(f"{count} {reason}" for reason, count in reasons.items() if count)
+    msg = f"0/{num_nodes} nodes are available"
+    return f"{msg}: {', '.join(parts)}." if parts else f"{msg}."
 
 
 @runtime_checkable
@@ -154,7 +222,12 @@ class Scheduler:
         # Optional protocol parts: a plugin without them is uncached and unnormalised.
         self._cache_key = getattr(policy, "cache_key", None) if cache else None
         self._normalize = getattr(policy, "normalize", None)
+        self._finalize = getattr(policy, "finalize", None)
+        self._percentage = getattr(policy, "percentage_of_nodes_to_score", None)
+        self.next_start_index = 0  # kube-scheduler's nextStartNodeIndex (a node slot)
         self.evaluations = 0  # node filter evaluations, to show what the cache saves
+        #: Node slots the last decision's filter walk examined (input of a timing model).
+        self.last_examined = 0
 
     def _node_scores(self, pod: PodRequest) -> tuple[np.ndarray, np.ndarray]:
         """Scores (-1 = infeasible) and GPU hints of all node slots ``[:n_nodes]``."""
@@ -193,6 +266,9 @@ class Scheduler:
         Returns the placement, or None when no node passes the filter (nothing changes).
         """
         scores, hints = self._node_scores(pod)
+        if self._percentage is not None or self._finalize is not None:
+            return self._schedule_sampled(pod, scores, hints)
+        self.last_examined = len(scores)
         feasible = scores >= 0
         if self._normalize is not None:
             scores = self._normalize(scores, feasible)
@@ -212,6 +288,58 @@ class Scheduler:
         gpus = self.policy.choose_gpus(self.cluster, pod, node, int(hints[node]), self.rng)
         self.cluster.assign(node, pod, gpus)
         return Placement(node, gpus)
+
+    def _schedule_sampled(
+        self, pod: PodRequest, scores: np.ndarray, hints: np.ndarray
+    ) -> Placement | None:
+        """kube-scheduler's walk: the first K feasible nodes from the rotating start index."""
+        c = self.cluster
+        n = len(scores)
+        if n == 0:
+            self.last_examined = 0
+            return None
+        if self._percentage is None:
+            k = n
+        else:
+            k = num_feasible_nodes_to_find(
+                int(self._percentage), int(np.count_nonzero(c.active[:n]))
+            )
+        start = self.next_start_index % n
+        nodes, examined = walk_feasible(scores, start, k)
+        self.next_start_index = (start + examined) % n
+        self.last_examined = examined
+        if len(nodes) == 0:
+            return None
+        node_scores = scores[nodes]
+        if self._finalize is not None:
+            node_scores = self._finalize(c, pod, nodes, node_scores, hints[nodes])
+        best = node_scores.max()
+        ties = np.flatnonzero(node_scores == best)
+        if len(ties) == 1 or self.tie_break == "order":
+            pick = int(ties[0])
+        else:
+            pick = int(ties[self.rng.integers(len(ties))])
+        node = int(nodes[pick])
+        gpus = self.policy.choose_gpus(c, pod, node, int(hints[node]), self.rng)
+        c.assign(node, pod, gpus)
+        return Placement(node, gpus)
+
+    def explain(self, pod: PodRequest) -> str:
+        """Why no node fits ``pod``, in kube-scheduler's words (call it only after a failure).
+
+        Uses the policy's ``explain`` when it has one, else counts the nodes its filter
+        rejects.
+        """
+        c = self.cluster
+        nodes = np.flatnonzero(c.active[: c.n_nodes])
+        explain = getattr(self.policy, "explain", None)
+        if explain is not None:
+            reasons = explain(c, pod, nodes)
+        else:
+            rejected = int((~self.policy.filter(c, pod, nodes)).sum()) if len(nodes) else 0
+            name = getattr(self.policy, "name", "policy")
+            reasons = {f"node(s) didn't pass the {name} filter": rejected}
+        return fit_error_message(len(nodes), reasons)
 
 
 def describe(policy: Any) -> str:

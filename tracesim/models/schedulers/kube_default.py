@@ -1,0 +1,579 @@
+"""``kube-default``: kube-scheduler's default plugins as one vectorised policy.
+
+Sources: kubernetes/kubernetes ``pkg/scheduler/framework/plugins/noderesources/`` (fit,
+least_allocated, most_allocated, requested_to_capacity_ratio, balanced_allocation),
+``tainttoleration/``, ``nodeaffinity/``, ``nodeunschedulable/``, ``helper/normalize_score.go``,
+``apis/config/v1/default_plugins.go``; formulas summarised in
+``../shared/design/control-plane-facts.md`` ("kube-scheduler").
+
+Filters, in kube-scheduler's plugin order (a node is reported under the first that rejects it):
+NodeUnschedulable (the ``node.kubernetes.io/unschedulable:NoSchedule`` taint the engine sets
+on cordoned nodes), TaintToleration (NoSchedule / NoExecute taints the pod does not tolerate),
+NodeAffinity (nodeSelector, required node affinity, and the GPU model the pod accepts) and
+NodeResourcesFit (cpu, memory, pod slots, GPUs as the extended resource ``nvidia.com/gpu``;
+a GPU-sharing pod needs one device with its share free).
+
+Scores, each 0..100, weighted: TaintToleration 3 (intolerable PreferNoSchedule taints,
+normalised reversed over the scored nodes), NodeAffinity 2 (no preferred terms in traces: 0),
+NodeResourcesFit 1 (LeastAllocated / MostAllocated / RequestedToCapacityRatio over cpu:1,
+memory:1 with the scheduler's non-zero request defaults), NodeResourcesBalancedAllocation 1.
+Not modelled: PodTopologySpread, InterPodAffinity, ImageLocality, volumes, ports, preemption.
+
+The node-local part (fit + balanced) is what the framework caches per pod shape; the
+PreferNoSchedule count travels as the per-node hint and is normalised in :meth:`finalize`
+over the nodes actually scored, as NormalizeScore does.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+
+from ...errors import TracesimError
+from ...sim.cluster import ClusterState, PodConstraints, PodRequest
+from .base import MAX_SCORE, BasePolicy
+from .gpushare import best_gpus, model_allowed
+
+#: Taint the engine puts on a node whose spec.unschedulable is true (as the node lifecycle
+#: controller does); kube-scheduler's NodeUnschedulable filter reports it separately.
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable:NoSchedule"
+#: Taint for a node whose Ready condition is not True (node lifecycle controller).
+NOT_READY_TAINT = "node.kubernetes.io/not-ready:NoSchedule"
+EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+STRATEGIES = ("LeastAllocated", "MostAllocated", "RequestedToCapacityRatio")
+#: Default RequestedToCapacityRatio shape (utilisation %, score 0..10): bin packing, the
+#: example of the Kubernetes docs "Resource Bin Packing".
+DEFAULT_SHAPE = ((0, 0), (100, 10))
+#: kube-scheduler's MaxCustomPriorityScore: shape scores are 0..10, scaled to 0..100.
+MAX_CUSTOM_PRIORITY_SCORE = 10
+
+MSG_UNSCHEDULABLE = "node(s) were unschedulable"
+# Reason bit sets have 6 bits (taint, affinity, pods, cpu, memory, GPU): 64 values.
+_N_BIT_VALUES = 64
+_BIT_MATRIX = (np.arange(_N_BIT_VALUES)[None, :] >> np.arange(6)[:, None]) & 1
+MSG_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
+MSG_PODS = "Too many pods"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+#: Up to this many nodes, filter and score run on Python scalars: the framework's cache leaves
+#: a few changed nodes per decision, where numpy's per-call overhead would dominate.
+SCALAR_NODES = 8
+
+# Effect codes of parsed vocabulary entries.
+_LABEL, _NO_SCHEDULE, _PREFER, _NO_EXECUTE = 0, 1, 2, 3
+_EFFECT_CODE = {"NoSchedule": _NO_SCHEDULE, "PreferNoSchedule": _PREFER, "NoExecute": _NO_EXECUTE}
+
+
+def parse_entry(text: str) -> tuple[str, str | None, int]:
+    """A vocabulary string as (key, value or None, effect code): ``key=value`` is a label
+    (effect 0); ``key=value:Effect`` / ``key:Effect`` a taint. Label values cannot contain
+    ``:``, so a known effect suffix marks a taint."""
+    head, sep, tail = text.rpartition(":")
+    effect = _EFFECT_CODE.get(tail) if sep else None
+    if effect is None:
+        head, effect = text, _LABEL
+    key, eq, value = head.partition("=")
+    return key, (value if eq else None), effect
+
+
+def parse_toleration(text: str) -> tuple[str | None, str | None, bool, int | None]:
+    """``key=value:Effect`` (Equal), ``key:Effect`` (Exists), ``*`` (Exists, any key), effect
+    optional -> (key or None for any, value, exists, effect code or None for any)."""
+    head, sep, tail = text.rpartition(":")
+    effect = _EFFECT_CODE.get(tail) if sep else None
+    if effect is None:
+        head = text
+    if head == "*" or head == "":
+        return None, None, True, effect
+    key, eq, value = head.partition("=")
+    return key, (value if eq else None), not eq, effect
+
+
+def tolerates(tolerations: Sequence[str], key: str, value: str | None, effect: int) -> bool:
+    """Does any toleration tolerate the taint (``v1.Toleration.ToleratesTaint``)?"""
+    for text in tolerations:
+        t_key, t_value, exists, t_effect = parse_toleration(text)
+        if t_effect is not None and t_effect != effect:
+            continue
+        if t_key is None:
+            return True
+        if t_key != key:
+            continue
+        if exists or (t_value or "") == (value or ""):
+            return True
+    return False
+
+
+def _requirement(text: str) -> tuple[bool, str, str, list[str]]:
+    """``[field:]key Op [v1|v2]`` -> (is_field, key, op, values)."""
+    words = text.strip().split(" ", 2)
+    if len(words) < 2:
+        raise TracesimError(f"node affinity requirement {text!r} is not 'key Op values'")
+    key, op = words[0], words[1]
+    values = words[2].split("|") if len(words) > 2 and words[2] else []
+    is_field = key.startswith("field:")
+    return is_field, key.removeprefix("field:"), op, values
+
+
+def _label_matches(op: str, values: list[str], value: str) -> bool:
+    """Does a label value satisfy ``op`` (In/NotIn as "value in set", Exists, Gt, Lt)?"""
+    if op in ("In", "NotIn"):
+        return value in values
+    if op in ("Exists", "DoesNotExist"):
+        return True
+    if op in ("Gt", "Lt") and values:
+        try:
+            v, ref = int(value), int(values[0])
+        except ValueError:
+            return False
+        return v > ref if op == "Gt" else v < ref
+    return False
+
+
+class _Tables:
+    """Per-constraint lookup arrays over the vocabulary codes, extended as the vocabulary grows.
+
+    Each array has one extra trailing False so that an empty slot (code -1) looks up False.
+    """
+
+    def __init__(self, constraint: PodConstraints) -> None:
+        self.constraint = constraint
+        self.size = 0
+        self.has_hard = self.has_soft = False
+        self.hard = np.zeros(1, bool)  # untolerated NoSchedule / NoExecute taint
+        self.soft = np.zeros(1, bool)  # untolerated PreferNoSchedule taint
+        self.selector: list[str] = list(constraint.node_selector)
+        # terms -> requirements: (is_field, key, op, values, lookup over codes)
+        self.terms = [
+            [[*_requirement(r), np.zeros(1, bool)] for r in term.split(",") if r.strip()]
+            for term in constraint.node_affinity
+        ]
+
+    def extend(self, parsed: list[tuple[str, str | None, int]]) -> None:
+        new = parsed[self.size :]
+        if not new:
+            return
+        tol = self.constraint.tolerations
+        hard = [e in (_NO_SCHEDULE, _NO_EXECUTE) and not tolerates(tol, k, v, e) for k, v, e in new]
+        soft = [e == _PREFER and not tolerates(tol, k, v, e) for k, v, e in new]
+        self.hard = np.concatenate([self.hard[:-1], hard, [False]])
+        self.soft = np.concatenate([self.soft[:-1], soft, [False]])
+        self.has_hard = bool(self.hard.any())
+        self.has_soft = bool(self.soft.any())
+        for term in self.terms:
+            for req in term:
+                is_field, key, op, values, lookup = req
+                if is_field:
+                    continue
+                hits = [
+                    e == _LABEL and k == key and _label_matches(op, values, v or "")
+                    for k, v, e in new
+                ]
+                req[4] = np.concatenate([lookup[:-1], hits, [False]])
+        self.size = len(parsed)
+
+
+class KubeDefaultPolicy(BasePolicy):
+    """kube-scheduler's default plugins: resource fit, balance, taints, affinity, sampling.
+
+    Options (``--set``): ``strategy`` (LeastAllocated, MostAllocated, RequestedToCapacityRatio),
+    ``percentage_of_nodes_to_score`` (0 = adaptive), ``shape`` (RequestedToCapacityRatio points
+    ``"0:0,100:10"``), ``cpu_weight`` / ``memory_weight`` (resource weights), and the plugin
+    weights ``taint_weight``, ``affinity_weight``, ``fit_weight``, ``balanced_weight``.
+    """
+
+    name = "kube-default"
+
+    def __init__(
+        self,
+        *,
+        strategy: str = "LeastAllocated",
+        percentage_of_nodes_to_score: int = 0,
+        shape: str | Sequence[tuple[int, int]] = DEFAULT_SHAPE,
+        cpu_weight: int = 1,
+        memory_weight: int = 1,
+        taint_weight: int = 3,
+        affinity_weight: int = 2,
+        fit_weight: int = 1,
+        balanced_weight: int = 1,
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise TracesimError(f"strategy {strategy!r} unknown; choose {', '.join(STRATEGIES)}")
+        if not 0 <= int(percentage_of_nodes_to_score) <= 100:
+            raise TracesimError("percentage_of_nodes_to_score must be 0 (adaptive) to 100")
+        self.strategy = strategy
+        self.percentage_of_nodes_to_score = int(percentage_of_nodes_to_score)
+        self.shape = _parse_shape(shape)
+        self.cpu_weight = int(cpu_weight)
+        self.memory_weight = int(memory_weight)
+        self.taint_weight = int(taint_weight)
+        self.affinity_weight = int(affinity_weight)
+        self.fit_weight = int(fit_weight)
+        self.balanced_weight = int(balanced_weight)
+        self._tables: dict[int, _Tables] = {}
+        self._explain_cache: dict[Hashable, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._parsed: list[tuple[str, str | None, int]] = []
+
+    # -- constraints -------------------------------------------------------------------------
+    def _table(self, cluster: ClusterState, code: int) -> _Tables:
+        vocab = cluster.vocab.values
+        if len(self._parsed) < len(vocab):
+            self._parsed.extend(parse_entry(v) for v in vocab[len(self._parsed) :])
+        table = self._tables.get(code)
+        if table is None or table.constraint is not cluster.constraints[code]:
+            table = self._tables[code] = _Tables(cluster.constraints[code])
+        table.extend(self._parsed)
+        return table
+
+    def _affinity_ok(
+        self, cluster: ClusterState, pod: PodRequest, table: _Tables, nodes: np.ndarray
+    ) -> np.ndarray:
+        """NodeAffinity: nodeSelector, required terms and the accepted GPU model."""
+        ok = model_allowed(cluster, pod, nodes) if pod.model_mask else np.ones(len(nodes), bool)
+        if not table.selector and not table.terms:
+            return ok
+        labels = cluster.label_codes[nodes]
+        for label in table.selector:
+            code = cluster.vocab.get(label)
+            ok &= False if code is None else (labels == code).any(axis=1)
+        if table.terms:
+            any_term = np.zeros(len(nodes), bool)
+            for term in table.terms:
+                term_ok = np.ones(len(nodes), bool)
+                for is_field, key, op, values, lookup in term:
+                    if is_field:
+                        # matchFields: only metadata.name is supported by Kubernetes.
+                        index = [cluster._index[v] for v in values if v in cluster._index]
+                        hit = np.isin(nodes, index) if key == "metadata.name" else False
+                    else:
+                        hit = lookup[labels].any(axis=1)
+                    term_ok &= ~hit if op in ("NotIn", "DoesNotExist") else hit
+                any_term |= term_ok
+            ok &= any_term
+        return ok
+
+    # -- protocol ----------------------------------------------------------------------------
+    def cache_key(self, pod: PodRequest) -> Hashable | None:
+        return pod.key
+
+    def _fit_masks(
+        self, cluster: ClusterState, pod: PodRequest, nodes: np.ndarray
+    ) -> list[tuple[str, np.ndarray]]:
+        """NodeResourcesFit: (reason, rejected mask) per resource."""
+        c = cluster
+        out = [(MSG_PODS, c.used_pods[nodes] >= c.alloc_pods[nodes])]
+        if pod.cpu_milli:
+            out.append(
+                (
+                    "Insufficient cpu",
+                    c.alloc_cpu_milli[nodes] - c.used_cpu_milli[nodes] < pod.cpu_milli,
+                )
+            )
+        if pod.memory_bytes:
+            free = c.alloc_memory_bytes[nodes] - c.used_memory_bytes[nodes]
+            out.append(("Insufficient memory", free < pod.memory_bytes))
+        if pod.gpu_count:
+            fit = (c.gpu_free_milli[nodes] >= pod.gpu_milli).sum(axis=1)
+            out.append((f"Insufficient {GPU_RESOURCE}", fit < pod.gpu_count))
+        return out
+
+    def filter(self, cluster: ClusterState, pod: PodRequest, nodes: np.ndarray) -> np.ndarray:
+        table = self._table(cluster, pod.constraint)
+        if len(nodes) <= SCALAR_NODES:  # the incremental case: few nodes changed since
+            return np.array(
+                [self._filter_one(cluster, pod, table, i) for i in nodes.tolist()], bool
+            )
+        ok = ~table.hard[cluster.taint_codes[nodes]].any(axis=1)
+        for _, rejected in self._fit_masks(cluster, pod, nodes):
+            ok &= ~rejected
+        if pod.model_mask or pod.constraint:
+            ok &= self._affinity_ok(cluster, pod, table, nodes)
+        return ok
+
+    def _reasons(
+        self, cluster: ClusterState, pod: PodRequest, nodes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per node: a bit set of rejecting reasons (bit 0 taint, 1 affinity, 2+ the
+        NodeResourcesFit resources in :meth:`_fit_masks` order) and the code of the first
+        untolerated taint (-1 = none). Each node is reported by the first plugin that rejects
+        it, as kube-scheduler's filter loop stops there."""
+        table = self._table(cluster, pod.constraint)
+        taints = cluster.taint_codes[nodes]
+        bad = table.hard[taints]
+        tainted = bad.any(axis=1)
+        if taints.shape[1]:
+            first = np.where(tainted, taints[np.arange(len(nodes)), bad.argmax(axis=1)], -1)
+        else:  # no taint slots at all
+            first = np.full(len(nodes), -1, np.int64)
+        rest = ~tainted
+        bits = tainted.astype(np.int64)
+        off_affinity = rest & ~self._affinity_ok(cluster, pod, table, nodes)
+        bits |= off_affinity.astype(np.int64) << 1
+        rest &= ~off_affinity
+        for b, (_, rejected) in enumerate(self._fit_masks(cluster, pod, nodes)):
+            bits |= (rest & rejected).astype(np.int64) << (b + 2)
+        return bits, first
+
+    def _filter_one(self, c: ClusterState, pod: PodRequest, table: _Tables, i: int) -> bool:
+        """:meth:`filter` for one node with Python scalars (numpy per-call overhead would
+        dominate); a test checks it against the vectorised path."""
+        if table.has_hard and table.hard[c.taint_codes[i]].any():
+            return False
+        if c.used_pods[i] >= c.alloc_pods[i]:
+            return False
+        if pod.cpu_milli and c.alloc_cpu_milli[i] - c.used_cpu_milli[i] < pod.cpu_milli:
+            return False
+        if pod.memory_bytes and c.alloc_memory_bytes[i] - c.used_memory_bytes[i] < pod.memory_bytes:
+            return False
+        if pod.gpu_count and (c.gpu_free_milli[i] >= pod.gpu_milli).sum() < pod.gpu_count:
+            return False
+        if pod.model_mask or pod.constraint:
+            return bool(self._affinity_ok(c, pod, table, np.array([i]))[0])
+        return True
+
+    def _score_one(self, c: ClusterState, pod: PodRequest, i: int) -> int:
+        """Node-local score of one node with Python scalars (Least/MostAllocated), the same
+        integer and float64 arithmetic as the vectorised path and Go."""
+        a_cpu, a_mem = int(c.alloc_cpu_milli[i]), int(c.alloc_memory_bytes[i])
+        r_cpu = int(c.nonzero_cpu_milli[i]) + pod.nonzero_cpu_milli
+        r_mem = int(c.nonzero_memory_bytes[i]) + pod.nonzero_memory_bytes
+        total = weight_sum = 0
+        for r, a, w in ((r_cpu, a_cpu, self.cpu_weight), (r_mem, a_mem, self.memory_weight)):
+            if a == 0:
+                continue
+            if self.strategy == "LeastAllocated":
+                s = 0 if r > a else (a - r) * MAX_SCORE // a
+            else:
+                s = min(r, a) * MAX_SCORE // a
+            total += s * w
+            weight_sum += w
+        fit = total // weight_sum if weight_sum else 0
+        local = self.fit_weight * fit
+        if self.balanced_weight:
+            fracs = [
+                min((int(used) + req) / a, 1.0)
+                for used, req, a in (
+                    (c.used_cpu_milli[i], pod.cpu_milli, a_cpu),
+                    (c.used_memory_bytes[i], pod.memory_bytes, a_mem),
+                )
+                if a
+            ]
+            std = abs(fracs[0] - fracs[1]) / 2 if len(fracs) == 2 else 0.0
+            local += self.balanced_weight * int((1.0 - std) * MAX_SCORE)
+        return local
+
+    def explain(self, cluster: ClusterState, pod: PodRequest, nodes: np.ndarray) -> dict[str, int]:
+        """Rejected-node counts per kube-scheduler reason over the active nodes (``nodes`` is
+        accepted for the protocol; the cache covers all node slots). Per-node reasons are
+        cached per pod shape with the node versions, like the framework's scores, so a pod
+        that fails again only re-examines the nodes that changed."""
+        size = len(cluster.version)
+        cache = self._explain_cache.get(pod.key)
+        if cache is None or len(cache[0]) < size:
+            old = cache
+            cache = (np.zeros(size, np.int64), np.zeros(size, np.int64), np.full(size, -1))
+            if old is not None:
+                for new_arr, old_arr in zip(cache, old, strict=True):
+                    new_arr[: len(old_arr)] = old_arr
+            self._explain_cache[pod.key] = cache
+        version, bits, first = cache
+        n = cluster.n_nodes
+        stale = np.flatnonzero(version[:n] != cluster.version[:n])
+        if len(stale):
+            live = stale[cluster.active[stale]]
+            bits[stale], first[stale] = 0, -1  # a removed node is not counted
+            if len(live):
+                bits[live], first[live] = self._reasons(cluster, pod, live)
+            version[stale] = cluster.version[stale]
+        reasons: dict[str, int] = {}
+        tainted = first[:n][first[:n] >= 0]
+        if len(tainted):
+            codes, counts = np.unique(tainted, return_counts=True)
+            for code, count in zip(codes.tolist(), counts.tolist(), strict=True):
+                text = cluster.vocab.values[code]
+                if text == UNSCHEDULABLE_TAINT:
+                    msg = MSG_UNSCHEDULABLE
+                else:
+                    key, value, _ = parse_entry(text)
+                    msg = f"node(s) had untolerated taint {{{key}: {value or ''}}}"
+                reasons[msg] = reasons.get(msg, 0) + count
+        per_value = np.bincount(bits[:n], minlength=_N_BIT_VALUES)
+        per_bit = _BIT_MATRIX @ per_value[:_N_BIT_VALUES]
+        messages = [MSG_AFFINITY] + [msg for msg, _ in self._fit_masks(cluster, pod, stale[:0])]
+        for i, msg in enumerate(messages, start=1):
+            reasons[msg] = reasons.get(msg, 0) + int(per_bit[i])
+        return reasons
+
+    def score(
+        self, cluster: ClusterState, pod: PodRequest, nodes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Node-local score (fit * fit_weight + balanced * balanced_weight) and, as the hint,
+        the number of intolerable PreferNoSchedule taints (normalised in :meth:`finalize`)."""
+        c = cluster
+        table = self._table(c, pod.constraint)
+        if len(nodes) <= SCALAR_NODES and self.strategy != "RequestedToCapacityRatio":
+            idx = nodes.tolist()
+            local = np.array([self._score_one(c, pod, i) for i in idx], np.int64)
+            if table.has_soft:
+                return local, table.soft[c.taint_codes[nodes]].sum(axis=1)
+            return local, np.zeros(len(idx), np.int64)
+        local = self.fit_weight * self.fit_score(c, pod, nodes)
+        if self.balanced_weight:
+            local += self.balanced_weight * balanced_allocation(c, pod, nodes)
+        prefer = table.soft[c.taint_codes[nodes]].sum(axis=1)
+        return local, prefer
+
+    def finalize(
+        self,
+        cluster: ClusterState,
+        pod: PodRequest,
+        nodes: np.ndarray,
+        scores: np.ndarray,
+        hints: np.ndarray,
+    ) -> np.ndarray:
+        """Weighted sum over the scored nodes: TaintToleration normalised reversed
+        (``DefaultNormalizeScore(100, reverse=true)``) plus the cached local part. NodeAffinity
+        has no preferred terms here, so it scores 0 on every node."""
+        return scores + self.taint_weight * normalize_reverse(hints)
+
+    def choose_gpus(
+        self,
+        cluster: ClusterState,
+        pod: PodRequest,
+        node: int,
+        hint: int,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        return best_gpus(cluster, pod, node)
+
+    # -- NodeResourcesFit scoring ------------------------------------------------------------
+    def fit_score(self, cluster: ClusterState, pod: PodRequest, nodes: np.ndarray) -> np.ndarray:
+        """NodeResourcesFit score 0..100 of ``nodes`` for ``pod`` with the configured strategy
+        (requested = the node's non-zero requests + the pod's)."""
+        c = cluster
+        req = (
+            c.nonzero_cpu_milli[nodes] + pod.nonzero_cpu_milli,
+            c.nonzero_memory_bytes[nodes] + pod.nonzero_memory_bytes,
+        )
+        cap = (c.alloc_cpu_milli[nodes], c.alloc_memory_bytes[nodes])
+        weights = (self.cpu_weight, self.memory_weight)
+        total = np.zeros(len(nodes), np.int64)
+        weight_sum = np.zeros(len(nodes), np.int64)
+        if self.strategy == "RequestedToCapacityRatio":
+            for r, a, w in zip(req, cap, weights, strict=True):
+                util = np.where((a == 0) | (r > a), 100, r * 100 // np.maximum(a, 1))
+                s = broken_linear(self.shape, util)
+                use = (a > 0) & (s > 0)
+                total += np.where(use, s * w, 0)
+                weight_sum += np.where(use, w, 0)
+            # Go: int64(math.Round(float64(nodeScore) / float64(weightSum))), half away from 0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = np.floor(total / np.maximum(weight_sum, 1) + 0.5).astype(np.int64)
+            return np.where(weight_sum > 0, out, 0)
+        if self.strategy == "LeastAllocated" and cap[0].all() and cap[1].all():
+            # The common case, in fewer array operations (this runs for every stale node):
+            # requested > capacity gives a negative numerator, clipped to Go's 0.
+            s_cpu = np.maximum((cap[0] - req[0]) * MAX_SCORE, 0) // cap[0]
+            s_mem = np.maximum((cap[1] - req[1]) * MAX_SCORE, 0) // cap[1]
+            return (s_cpu * weights[0] + s_mem * weights[1]) // max(sum(weights), 1)
+        for r, a, w in zip(req, cap, weights, strict=True):
+            safe = np.maximum(a, 1)
+            if self.strategy == "LeastAllocated":
+                s = np.where((a > 0) & (r <= a), (a - r) * MAX_SCORE // safe, 0)
+            else:  # MostAllocated: requested capped at capacity
+                s = np.where(a > 0, np.minimum(r, a) * MAX_SCORE // safe, 0)
+            total += np.where(a > 0, s * w, 0)
+            weight_sum += np.where(a > 0, w, 0)
+        return np.where(weight_sum > 0, total // np.maximum(weight_sum, 1), 0)
+
+
+def balanced_allocation(cluster: ClusterState, pod: PodRequest, nodes: np.ndarray) -> np.ndarray:
+    """NodeResourcesBalancedAllocation 0..100: ``int((1 - std) * 100)`` of the cpu and memory
+    fractions requested/allocatable (actual requests incl. the pod, capped at 1); with two
+    resources std = |f_cpu - f_mem| / 2; a resource with no allocatable is left out."""
+    c = cluster
+    a_cpu, a_mem = c.alloc_cpu_milli[nodes], c.alloc_memory_bytes[nodes]
+    f_cpu = np.minimum((c.used_cpu_milli[nodes] + pod.cpu_milli) / np.maximum(a_cpu, 1), 1.0)
+    f_mem = np.minimum((c.used_memory_bytes[nodes] + pod.memory_bytes) / np.maximum(a_mem, 1), 1.0)
+    std = np.abs(f_cpu - f_mem) / 2
+    if not (a_cpu.all() and a_mem.all()):
+        std[(a_cpu == 0) | (a_mem == 0)] = 0.0  # one resource left: no spread
+    return ((1.0 - std) * MAX_SCORE).astype(np.int64)  # Go's int64() truncates
+
+
+def normalize_reverse(counts: np.ndarray) -> np.ndarray:
+    """``DefaultNormalizeScore(MaxNodeScore, reverse=true)``: 100 - 100 * count // max(count)
+    over the scored nodes; all 100 when no node has a count."""
+    top = int(counts.max(initial=0))
+    if top == 0:
+        return np.full(len(counts), MAX_SCORE, np.int64)
+    return MAX_SCORE - MAX_SCORE * counts // top
+
+
+def broken_linear(shape: Sequence[tuple[int, int]], util: np.ndarray) -> np.ndarray:
+    """``helper.BuildBrokenLinearFunction`` over utilisation percentages; ``shape`` points are
+    (utilisation, score 0..10), scores scaled by 10 to 0..100, integer arithmetic."""
+    scale = MAX_SCORE // MAX_CUSTOM_PRIORITY_SCORE
+    pts = [(u, s * scale) for u, s in shape]
+    out = np.full(util.shape, pts[-1][1], np.int64)
+    done = np.zeros(util.shape, bool)
+    for i, (u, s) in enumerate(pts):
+        here = ~done & (util <= u)
+        if i == 0:
+            out[here] = s
+        else:
+            u0, s0 = pts[i - 1]
+            # Go integer division truncates toward zero (a falling segment is negative).
+            num = (s - s0) * (util[here] - u0)
+            out[here] = s0 + np.trunc(num / (u - u0)).astype(np.int64)
+        done |= here
+    return out
+
+
+def _parse_shape(shape: str | Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    if isinstance(shape, str):
+        try:
+            pts = tuple(
+                (int(u), int(s)) for u, s in (p.split(":") for p in shape.split(",") if p.strip())
+            )
+        except ValueError:
+            raise TracesimError(
+                f"shape {shape!r}: write utilisation:score points, e.g. 0:0,100:10"
+            ) from None
+    else:
+        pts = tuple((int(u), int(s)) for u, s in shape)
+    if not pts or any(b[0] <= a[0] for a, b in itertools.pairwise(pts)):
+        raise TracesimError("shape needs points with increasing utilisation, e.g. 0:0,100:10")
+    if any(not 0 <= u <= 100 or not 0 <= s <= MAX_CUSTOM_PRIORITY_SCORE for u, s in pts):
+        raise TracesimError("shape points need utilisation 0..100 and score 0..10")
+    return pts
+
+
+def node_taints(taints: Sequence[str] | None, unschedulable: bool, ready: bool) -> list[str]:
+    """A node's effective taints: its own plus the ones the node lifecycle controller adds
+    for spec.unschedulable and a not-Ready node."""
+    out = list(taints or ())
+    if unschedulable and UNSCHEDULABLE_TAINT not in out:
+        out.append(UNSCHEDULABLE_TAINT)
+    if not ready and NOT_READY_TAINT not in out:
+        out.append(NOT_READY_TAINT)
+    return out
+
+
+def option_names() -> list[str]:
+    """Names accepted by ``--set`` for this policy."""
+    import inspect
+
+    return [p for p in inspect.signature(KubeDefaultPolicy.__init__).parameters if p != "self"]
+
+
+__all__ = [
+    "KubeDefaultPolicy",
+    "balanced_allocation",
+    "broken_linear",
+    "node_taints",
+    "normalize_reverse",
+    "option_names",
+]

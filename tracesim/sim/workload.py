@@ -1,0 +1,476 @@
+"""A trace as typed numpy arrays for the replay engine.
+
+:func:`load_workload` reads the Pod and Node events of a trace (only the columns the engine
+needs, through ``Trace.to_arrow``; never per-row JSON) and turns them into:
+
+- **nodes**: one slot per node name, and node operations (add / update / remove) with the
+  node's allocatable, labels and effective taints (its own plus the ones the node lifecycle
+  controller adds for cordoned and not-Ready nodes). NodeStatus heartbeats that change nothing
+  the scheduler reads are dropped here, so they do not flush the scheduling queue.
+- **pods**: one row per pod (by uid) with its requests (GPU share per device = total / count),
+  allowed GPU models, priority, constraints (interned :class:`PodConstraints`), its recorded
+  node when it was already bound when the trace (or the window) starts, and pod operations:
+  create, terminal (Succeeded/Failed: resources are released, kube-scheduler ignores terminal
+  pods) and delete.
+- **ops**: node and pod operations merged in trace order (time, then ``seq``).
+
+Inconsistent traces are counted in :attr:`Workload.inconsistencies`, never fatal: a delete (or
+other event) before any create, a duplicate create of a uid, events after a delete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import TracesimError
+from ..models.schedulers.kube_default import node_taints
+from ..trace.reader import Trace, open_trace
+from .cluster import GPU_MILLI, PodConstraints
+
+# Operation codes of :attr:`Workload.op`.
+NODE_ADD, NODE_UPDATE, NODE_REMOVE, POD_CREATE, POD_TERMINAL, POD_DELETE = range(6)
+OP_NAMES = ("node_add", "node_update", "node_remove", "pod_create", "pod_terminal", "pod_delete")
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+POD_COLUMNS = [
+    "ts",
+    "seq",
+    "event_type",
+    "namespace",
+    "name",
+    "uid",
+    "node_name",
+    "phase",
+    "scheduler_name",
+    "priority",
+    "req_cpu_milli",
+    "req_memory_bytes",
+    "req_gpu_count",
+    "req_gpu_milli",
+    "gpu_model",
+    "node_selector",
+    "node_affinity",
+    "tolerations",
+]
+NODE_COLUMNS = [
+    "ts",
+    "seq",
+    "event_type",
+    "name",
+    "alloc_cpu_milli",
+    "alloc_memory_bytes",
+    "alloc_pods",
+    "alloc_gpu_count",
+    "gpu_model",
+    "unschedulable",
+    "ready",
+    "labels",
+    "taints",
+]
+_BIG = np.iinfo(np.int64).max
+
+
+@dataclass
+class NodeOps:
+    """Node operations that change what the scheduler sees (one row per kept node event)."""
+
+    node: np.ndarray  # node slot (index into Workload.node_names)
+    cpu_milli: np.ndarray
+    memory_bytes: np.ndarray
+    pods: np.ndarray
+    gpu_count: np.ndarray
+    gpu_model: list[str | None]
+    labels: list[list[str]]
+    taints: list[list[str]]  # effective taints
+
+
+@dataclass
+class Workload:
+    """Typed arrays of one trace (or window of it) for the engine. Times in simulated seconds
+    from the start of the replay (trace time minus the window start, divided by dilation)."""
+
+    start: str  # ISO time of simulated second 0
+    duration_s: float  # simulated end
+    node_names: list[str]
+    node_ops: NodeOps
+    # per pod
+    uid: np.ndarray
+    name: np.ndarray
+    namespace: np.ndarray
+    cpu_milli: np.ndarray
+    memory_bytes: np.ndarray
+    gpu_count: np.ndarray
+    gpu_milli: np.ndarray  # per GPU
+    gpu_models: np.ndarray  # object: allowed models "A|B" or None
+    priority: np.ndarray
+    constraint: np.ndarray  # index into constraints
+    scheduler_name: np.ndarray
+    initial_node: np.ndarray  # object: node name bound at start (kept), else None
+    initial_terminal: np.ndarray  # bool: already Succeeded/Failed at start
+    constraints: list[PodConstraints]
+    # merged operations, in order
+    op_t_s: np.ndarray
+    op: np.ndarray
+    op_index: np.ndarray  # row of node_ops or pod index
+    inconsistencies: dict[str, int] = field(default_factory=dict)
+    max_gpus: int = 1
+    max_labels: int = 0
+    max_taints: int = 0
+
+    @property
+    def n_pods(self) -> int:
+        return len(self.uid)
+
+
+def _ints(table: pa.Table, name: str, default: int = 0) -> np.ndarray:
+    col = table.column(name)
+    return pc.fill_null(col, default).to_numpy().astype(np.int64)
+
+
+def _objs(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy(zero_copy_only=False)
+
+
+def _joined(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.binary_join(col, ",")
+
+
+def parse_window(text: str | None) -> tuple[float, float | None]:
+    """``"START:END"`` seconds into the trace (either side may be empty) -> (start, end)."""
+    if not text:
+        return 0.0, None
+    a, sep, b = text.partition(":")
+    try:
+        start = float(a) if a.strip() else 0.0
+        end = float(b) if sep and b.strip() else None
+    except ValueError:
+        raise TracesimError(
+            f"--window {text!r}: write START:END in seconds into the trace, e.g. 600:1800"
+        ) from None
+    if start < 0 or (end is not None and end <= start):
+        raise TracesimError(f"--window {text!r}: need 0 <= START < END")
+    return start, end
+
+
+def load_workload(
+    trace: Trace | str,
+    *,
+    window: tuple[float, float | None] = (0.0, None),
+    dilation: float = 1.0,
+) -> Workload:
+    """Read ``trace`` into a :class:`Workload`.
+
+    ``window`` = (start, end) seconds into the trace: the state at ``start`` (nodes, pods
+    alive then, bound ones on their recorded node) is the initial state and events in
+    [start, end) are replayed. ``dilation`` divides replayed times (2 = events arrive twice
+    as fast).
+    """
+    if not dilation > 0:
+        raise TracesimError("--dilation must be positive (2 = events twice as fast)")
+    tr = open_trace(trace) if isinstance(trace, str) else trace
+    pods = tr.to_arrow(kinds=["Pod"], columns=POD_COLUMNS)
+    nodes = tr.to_arrow(kinds=["Node"], columns=NODE_COLUMNS)
+    first_us = []
+    for t in (pods, nodes):
+        if t.num_rows:
+            first_us.append(int(pc.min(t.column("ts").cast(pa.int64())).as_py()))
+    span = tr.manifest.get("time_span") or {}
+    if span.get("start"):
+        import pandas as pd
+
+        t0_us = int(pd.Timestamp(span["start"]).value // 1000)
+        if first_us:
+            t0_us = min(t0_us, *first_us)
+    elif first_us:
+        t0_us = min(first_us)
+    else:
+        raise TracesimError(f"{tr.path}: the trace has no Pod or Node events to replay")
+    w0, w1 = window
+    w0_us = t0_us + round(w0 * 1e6)
+    issues: dict[str, int] = {}
+
+    def t_of(table: pa.Table) -> np.ndarray:
+        return (table.column("ts").cast(pa.int64()).to_numpy() - w0_us) / 1e6
+
+    last_us = max(
+        [int(pc.max(t.column("ts").cast(pa.int64())).as_py()) for t in (pods, nodes) if t.num_rows]
+    )
+    if span.get("duration_s"):
+        last_us = max(last_us, t0_us + round(float(span["duration_s"]) * 1e6))
+    end_s = (last_us - w0_us) / 1e6 if w1 is None else w1 - w0
+    if end_s < 0 or (end_s == 0 and w1 is not None):
+        raise TracesimError(f"--window starts at {w0:g} s but the trace ends before that")
+
+    node_names, node_ops, n_t, n_op, n_seq, n_idx, sizes = _node_ops(nodes, t_of(nodes))
+    pod_cols, p_t, p_op, p_seq, p_idx = _pod_ops(pods, t_of(pods), issues)
+
+    t_all = np.concatenate([n_t, p_t])
+    op_all = np.concatenate([n_op, p_op]).astype(np.int8)
+    seq_all = np.concatenate([n_seq, p_seq])
+    idx_all = np.concatenate([n_idx, p_idx]).astype(np.int64)
+    # Before the window: nodes first (in order), then the pods alive at its start.
+    rank = np.where(t_all <= 0, np.where(op_all <= NODE_REMOVE, 0, 1), 2)
+    t_all = np.maximum(t_all, 0.0)
+    # The trace's last event belongs to the replay; a window's end does not.
+    keep = t_all < end_s if w1 is not None else t_all <= end_s
+    t_all, op_all, seq_all, idx_all, rank = (
+        a[keep] for a in (t_all, op_all, seq_all, idx_all, rank)
+    )
+    order = np.lexsort((seq_all, rank, t_all))
+    t_all, op_all, idx_all = t_all[order] / dilation, op_all[order], idx_all[order]
+    max_gpus, max_labels, max_taints = sizes
+    return Workload(
+        start=_iso(w0_us),
+        duration_s=end_s / dilation,
+        node_names=node_names,
+        node_ops=node_ops,
+        **pod_cols,
+        op_t_s=t_all,
+        op=op_all,
+        op_index=idx_all,
+        inconsistencies=issues,
+        max_gpus=max(max_gpus, 1),
+        max_labels=max_labels,
+        max_taints=max_taints,
+    )
+
+
+def _iso(us: int) -> str:
+    import pandas as pd
+
+    return pd.Timestamp(us * 1000, tz="UTC").isoformat()
+
+
+def _node_ops(
+    nodes: pa.Table, t_s: np.ndarray
+) -> tuple[list[str], NodeOps, np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Node operations; heartbeats that change nothing the scheduler reads are dropped."""
+    n = nodes.num_rows
+    etype = _objs(nodes, "event_type")
+    names = _objs(nodes, "name")
+    codes, uniques = _factorize(names)
+    sig = pc.binary_join_element_wise(
+        *(
+            pc.cast(nodes.column(c), pa.string())
+            for c in (
+                "alloc_cpu_milli",
+                "alloc_memory_bytes",
+                "alloc_pods",
+                "alloc_gpu_count",
+                "gpu_model",
+                "unschedulable",
+                "ready",
+            )
+        ),
+        _joined(nodes.column("labels")),
+        _joined(nodes.column("taints")),
+        "|",
+        null_handling="replace",
+        null_replacement="~",
+    )
+    sig = np.asarray(sig.to_numpy(zero_copy_only=False), dtype=object)
+    order = np.argsort(codes, kind="stable")
+    same_node = np.zeros(n, bool)
+    same_sig = np.zeros(n, bool)
+    if n > 1:
+        same_node[order[1:]] = codes[order[1:]] == codes[order[:-1]]
+        same_sig[order[1:]] = sig[order[1:]] == sig[order[:-1]]
+    keep = ~(same_node & same_sig & (etype == "MODIFIED"))
+    rows = np.flatnonzero(keep)
+    sub = nodes.take(pa.array(rows))
+    et = etype[rows]
+    op = np.where(et == "DELETED", NODE_REMOVE, np.where(et == "MODIFIED", NODE_UPDATE, NODE_ADD))
+    labels = sub.column("labels").to_pylist()
+    raw_taints = sub.column("taints").to_pylist()
+    unsched = pc.fill_null(sub.column("unschedulable"), False).to_numpy(zero_copy_only=False)
+    ready = pc.fill_null(sub.column("ready"), True).to_numpy(zero_copy_only=False)
+    taints = [
+        node_taints(t, bool(u), bool(r)) for t, u, r in zip(raw_taints, unsched, ready, strict=True)
+    ]
+    labels = [list(x or ()) for x in labels]
+    ops = NodeOps(
+        node=codes[rows],
+        cpu_milli=_ints(sub, "alloc_cpu_milli"),
+        memory_bytes=_ints(sub, "alloc_memory_bytes"),
+        pods=_ints(sub, "alloc_pods", 110),
+        gpu_count=_ints(sub, "alloc_gpu_count"),
+        gpu_model=list(_objs(sub, "gpu_model")),
+        labels=labels,
+        taints=taints,
+    )
+    sizes = (
+        int(ops.gpu_count.max(initial=0)),
+        max((len(x) for x in labels), default=0),
+        max((len(x) for x in taints), default=0),
+    )
+    seq = _ints(sub, "seq")
+    return (
+        list(uniques),
+        ops,
+        t_s[rows],
+        op,
+        seq,
+        np.arange(len(rows)),
+        sizes,
+    )
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes in order of first appearance, and the unique values."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), sort=False)
+    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
+
+
+def _pod_ops(
+    pods: pa.Table, t_s: np.ndarray, issues: dict[str, int]
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-pod columns and pod operations (create, terminal, delete)."""
+    n = pods.num_rows
+    uid = _objs(pods, "uid")
+    ns = _objs(pods, "namespace")
+    name = _objs(pods, "name")
+    missing = np.array([u is None for u in uid], bool) if n else np.zeros(0, bool)
+    key = uid.copy()
+    if missing.any():  # no uid: namespace/name identifies the pod
+        key[missing] = [f"{a}/{b}" for a, b in zip(ns[missing], name[missing], strict=True)]
+    codes, uniques = _factorize(key)
+    etype = _objs(pods, "event_type")
+    phase = _objs(pods, "phase")
+    seq = _ints(pods, "seq")
+    row = np.arange(n, dtype=np.int64)
+    is_create = (etype == "LISTED") | (etype == "ADDED")
+    is_delete = etype == "DELETED"
+    is_terminal = np.isin(phase.astype(str), TERMINAL_PHASES)
+    before = t_s < 0  # before the window start
+
+    order = np.argsort(codes, kind="stable")  # rows grouped by pod, time order inside
+    g = codes[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if n else np.zeros(0, np.int64)
+
+    def gmin(mask: np.ndarray) -> np.ndarray:
+        v = np.where(mask[order], row[order], _BIG)
+        return np.minimum.reduceat(v, starts) if n else v
+
+    def gmax(mask: np.ndarray) -> np.ndarray:
+        v = np.where(mask[order], row[order], -1)
+        return np.maximum.reduceat(v, starts) if n else v
+
+    def gcount(mask: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(mask[order].astype(np.int64), starts) if n else mask
+
+    first_create = gmin(is_create)
+    n_create = gcount(is_create)
+    first_delete = gmin(is_delete)
+    # A pod first seen as MODIFIED (the trace started or resumed mid-life) is created then.
+    no_create = first_create == _BIG
+    first_modified = gmin(etype == "MODIFIED")
+    create = np.where(no_create, first_modified, first_create)
+    _count(issues, "delete_before_create", int((first_delete < create).sum()))
+    _count(issues, "modified_before_create", int((no_create & (first_modified < _BIG)).sum()))
+    _count(issues, "duplicate_uid", int(np.maximum(n_create - 1, 0).sum()))
+    valid = create < _BIG
+    # The delete that counts is the first one after the creation.
+    # Groups are the pod codes 0..G-1 in order, so per-pod arrays index by ``codes``.
+    create_of_row = create[codes]
+    delete = gmin(is_delete & (row > create_of_row))
+    after_delete = gcount(row > np.where(delete < _BIG, delete, _BIG)[codes])
+    _count(issues, "event_after_delete", int(after_delete.sum()))
+    terminal = gmin(is_terminal & (row >= create_of_row))
+    # Pods deleted before the window starts are gone; those alive then start in the state
+    # of their last event before the window.
+    t_row = np.append(t_s, np.inf)
+    create_t = t_row[np.where(valid, create, n)]
+    delete_t = t_row[np.where(delete < _BIG, delete, n)]
+    term_t = t_row[np.where(terminal < _BIG, terminal, n)]
+    valid &= ~(delete_t < 0)
+    last_before = gmax(before & (row >= create_of_row))
+    node_name = _objs(pods, "node_name")
+    state_row = np.where(last_before >= 0, last_before, create)
+    etype_state = etype[np.clip(state_row, 0, max(n - 1, 0))] if n else etype
+    initially = (last_before >= 0) | (etype_state == "LISTED")
+    init_node = np.where(
+        valid & initially, node_name[np.clip(state_row, 0, max(n - 1, 0))], None
+    ).astype(object)
+    init_terminal = valid & initially & (term_t < 0) & (init_node != None)  # noqa: E711
+
+    pod_rows = np.flatnonzero(valid)
+    src = create[pod_rows]  # the row the pod's requests come from
+    sub = pods.take(pa.array(src))
+    gpu_count = _ints(sub, "req_gpu_count")
+    gpu_total = _ints(sub, "req_gpu_milli")
+    per_gpu = np.where(
+        gpu_count > 0,
+        np.where(gpu_total > 0, gpu_total // np.maximum(gpu_count, 1), GPU_MILLI),
+        0,
+    )
+    per_gpu = np.minimum(per_gpu, GPU_MILLI)
+    constraints = [PodConstraints()]
+    index = {constraints[0]: 0}
+    tol = sub.column("tolerations").to_pylist()
+    sel = sub.column("node_selector").to_pylist()
+    aff = sub.column("node_affinity").to_pylist()
+    constraint = np.zeros(len(pod_rows), np.int32)
+    for i, (a, b, c) in enumerate(zip(tol, sel, aff, strict=True)):
+        if a or b or c:
+            pc_ = PodConstraints(tuple(a or ()), tuple(b or ()), tuple(c or ()))
+            code = index.get(pc_)
+            if code is None:
+                code = index[pc_] = len(constraints)
+                constraints.append(pc_)
+            constraint[i] = code
+    cols: dict[str, Any] = {
+        "uid": np.asarray(uniques, dtype=object)[pod_rows],
+        "name": _objs(sub, "name"),
+        "namespace": _objs(sub, "namespace"),
+        "cpu_milli": _ints(sub, "req_cpu_milli"),
+        "memory_bytes": _ints(sub, "req_memory_bytes"),
+        "gpu_count": gpu_count,
+        "gpu_milli": per_gpu,
+        "gpu_models": _objs(sub, "gpu_model"),
+        "priority": _ints(sub, "priority"),
+        "constraint": constraint,
+        "scheduler_name": _objs(sub, "scheduler_name"),
+        "initial_node": init_node[pod_rows],
+        "initial_terminal": init_terminal[pod_rows],
+        "constraints": constraints,
+    }
+    # Operations: create (at the window start for pods alive then), terminal, delete.
+    m = len(pod_rows)
+    pidx = np.arange(m, dtype=np.int64)
+    c_t = np.where(create_t[pod_rows] < 0, -1e-9, create_t[pod_rows])
+    t_parts = [c_t]
+    op_parts = [np.full(m, POD_CREATE)]
+    seq_parts = [seq[src]]
+    idx_parts = [pidx]
+    term_rows = terminal[pod_rows]
+    has_term = (term_rows < _BIG) & ~init_terminal[pod_rows]
+    has_term &= term_t[pod_rows] >= 0
+    t_parts.append(term_t[pod_rows][has_term])
+    op_parts.append(np.full(int(has_term.sum()), POD_TERMINAL))
+    seq_parts.append(seq[term_rows[has_term]])
+    idx_parts.append(pidx[has_term])
+    del_rows = delete[pod_rows]
+    has_del = del_rows < _BIG
+    t_parts.append(delete_t[pod_rows][has_del])
+    op_parts.append(np.full(int(has_del.sum()), POD_DELETE))
+    seq_parts.append(seq[del_rows[has_del]])
+    idx_parts.append(pidx[has_del])
+    return (
+        cols,
+        np.concatenate(t_parts),
+        np.concatenate(op_parts),
+        np.concatenate(seq_parts),
+        np.concatenate(idx_parts),
+    )
+
+
+def _count(issues: dict[str, int], name: str, count: int) -> None:
+    if count:
+        issues[name] = issues.get(name, 0) + count
