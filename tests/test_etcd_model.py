@@ -1,0 +1,319 @@
+"""etcd model: batching throughput shape, limits, MVCC accounting, compaction, defrag, freelist."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+import simpy
+
+from tracesim.models.etcd import REASONS, EtcdModel
+from tracesim.models.params import EtcdParams
+
+
+def closed_loop(n_clients: int, span_s: float = 0.3, warm_s: float = 0.1, **params):
+    """``n_clients`` clients each writing 264-byte values back to back (the etcd benchmark)."""
+    env = simpy.Environment()
+    etcd = EtcdModel(env, dataclasses.replace(EtcdParams(), **params))
+    etcd.preload("kv", list(range(n_clients)), 256)
+    lats = []
+
+    def client(i):
+        while True:
+            res = yield etcd.write("update", "kv", i, 264)
+            assert res.ok
+            if env.now > warm_s:
+                lats.append(res.latency_s)
+
+    for i in range(n_clients):
+        env.process(client(i))
+    env.run(until=warm_s + span_s)
+    return len(lats) / span_s, float(np.mean(lats))
+
+
+def test_throughput_rises_with_concurrency_as_in_the_published_benchmark():
+    results = {n: closed_loop(n) for n in (1, 10, 100, 1000)}
+    thr = [results[n][0] for n in (1, 10, 100, 1000)]
+    assert all(b > 1.5 * a for a, b in itertools.pairwise(thr))
+    # Published: 583 writes/s at 1.6 ms (1 client), 44,341/s at 22 ms (1,000 clients).
+    assert results[1][0] == pytest.approx(583, rel=0.15)
+    assert results[1][1] == pytest.approx(1.6e-3, rel=0.2)
+    assert results[1000][0] == pytest.approx(44_341, rel=0.15)
+    assert results[1000][1] == pytest.approx(22e-3, rel=0.2)
+
+
+def test_slower_disk_lowers_single_client_throughput():
+    fast, _ = closed_loop(1, span_s=0.5)
+    slow, lat = closed_loop(1, span_s=0.5, fsync_ms=10.0)  # spinning disk
+    assert slow < fast / 4 and lat > 10e-3
+
+
+def run_writes(etcd: EtcdModel, env: simpy.Environment, ops):
+    """Submit (op, kind, key, size) one at a time; returns the results in order."""
+    out = []
+
+    def proc():
+        for op, kind, key, size in ops:
+            out.append((yield etcd.write(op, kind, key, size)))
+
+    env.process(proc())
+    env.run()
+    return out
+
+
+def test_request_size_limit_rejects_with_reason_and_no_revision():
+    env = simpy.Environment()
+    etcd = EtcdModel(env)
+    res = run_writes(etcd, env, [("create", "cm", "a", 2 * 2**20), ("create", "cm", "b", 1000)])
+    assert res[0].reason == "etcd-request-too-large"
+    assert res[1].ok
+    assert etcd.revision == 1 and etcd.count("cm") == 1
+
+
+def test_mvcc_conservation_random_sequence():
+    rng = np.random.default_rng(5)
+    env = simpy.Environment()
+    etcd = EtcdModel(env)
+    ops = []
+    for _ in range(3_000):
+        op = rng.choice(["create", "update", "delete"])
+        ops.append((str(op), "pods", int(rng.integers(0, 300)), float(rng.integers(100, 5000))))
+    res = run_writes(etcd, env, ops)
+    assert len(res) == len(ops)
+    # Replay the same sequence on a dict: who should succeed, and the final state.
+    ref: dict[int, float] = {}
+    n_ok = 0
+    for (op, _, key, size), r in zip(ops, res, strict=True):
+        expect = (
+            "already-exists"
+            if op == "create" and key in ref
+            else "not-found"
+            if op != "create" and key not in ref
+            else "ok"
+        )
+        assert r.reason == expect
+        if expect == "ok":
+            n_ok += 1
+            if op == "delete":
+                del ref[key]
+            else:
+                ref[key] = size
+    assert etcd.revision == n_ok == etcd.writes_ok
+    assert etcd.writes_rejected == len(ops) - n_ok
+    assert etcd.count("pods") == len(ref)
+    assert etcd.bytes_of("pods") == pytest.approx(sum(ref.values()))
+
+
+def test_group_writes_report_every_member_once():
+    env = simpy.Environment()
+    etcd = EtcdModel(env, dataclasses.replace(EtcdParams(), max_request_bytes=10_000))
+    etcd.preload("leases", [0, 1, 2], 400)
+    seen = np.zeros(6, dtype=int)
+    reasons = np.full(6, -1)
+
+    def done(lat, r, members):
+        idx = np.arange(6) if members is None else members
+        seen[idx] += 1
+        reasons[idx] = r
+        assert np.all(lat > 0)
+
+    keys = [0, 1, 2, 7, 8, 0]
+    sizes = np.array([400, 20_000, 400, 400, 400, 400.0])
+    # update, update (too large), delete, update (missing key), create, update again
+    ops = np.array([1, 1, 2, 1, 0, 1])
+    etcd.submit_writes(ops, "leases", keys, sizes, done)
+    env.run()
+    assert seen.tolist() == [1] * 6
+    assert [REASONS[r] for r in reasons] == [
+        "ok",
+        "etcd-request-too-large",
+        "ok",
+        "not-found",
+        "ok",
+        "ok",
+    ]
+    assert etcd.revision == 3 + 4
+    assert etcd.count("leases") == 3  # 0, 1 and 8; 2 was deleted
+
+
+def test_nospace_alarm_rejects_writes_but_not_deletes_or_reads_until_defrag_and_disarm():
+    env = simpy.Environment()
+    etcd = EtcdModel(env, dataclasses.replace(EtcdParams(), quota_bytes=2_000_000))
+    ops = [("create", "cm", i, 10_000.0) for i in range(200)]
+    res = run_writes(etcd, env, ops)
+    reasons = [r.reason for r in res]
+    assert "etcd-nospace" in reasons
+    first = reasons.index("etcd-nospace")
+    assert all(r == "ok" for r in reasons[:first])
+    assert all(r == "etcd-nospace" for r in reasons[first:])  # the alarm stays raised
+    assert etcd.alarm_nospace
+    # Reads and deletes still work.
+    read = []
+    env.process((lambda: (yield from _read(etcd, read)))())
+    res = run_writes(etcd, env, [("delete", "cm", i, 0.0) for i in range(first)])
+    assert all(r.ok for r in res) and read and read[0].ok
+    assert run_writes(etcd, env, [("create", "cm", "x", 10.0)])[0].reason == "etcd-nospace"
+    # Disarm alone does not help while the file is still at the quota.
+    assert not etcd.disarm()
+    env.process(_compact(etcd))
+    env.run()
+    assert not etcd.disarm()  # compaction does not shrink the file
+    etcd.defrag()
+    env.run()
+    assert etcd.disarm() and not etcd.alarm_nospace
+    assert run_writes(etcd, env, [("create", "cm", "x", 10.0)])[0].ok
+
+
+def _read(etcd, out):
+    out.append((yield etcd.range(10, 1000, linearizable=False)))
+
+
+def _compact(etcd):
+    yield etcd.compact()
+
+
+def test_compaction_frees_pages_without_shrinking_then_defrag_shrinks():
+    env = simpy.Environment()
+    etcd = EtcdModel(env)
+    etcd.preload("nodes", list(range(1000)), 15_000)
+    run_writes(etcd, env, [("update", "nodes", i % 1000, 15_000.0) for i in range(5_000)])
+    size_before = etcd.db_size_bytes
+    assert etcd.history_bytes > 5_000 * 15_000
+    assert etcd.free_pages == 0
+    env.process(_compact(etcd))
+    env.run()
+    assert etcd.history_bytes == 0
+    assert etcd.db_size_bytes == size_before  # compaction does not shrink the file
+    assert etcd.free_pages > 0.5 * 5_000 * 15_000 / 4096
+    # New writes reuse the free pages: the file does not grow.
+    run_writes(etcd, env, [("update", "nodes", i, 15_000.0) for i in range(1000)])
+    assert etcd.db_size_bytes == size_before
+    ev = etcd.defrag()
+    env.run()
+    assert ev.value > 0
+    assert etcd.db_size_bytes < 0.5 * size_before
+    assert etcd.db_size_bytes >= etcd.data_bytes
+
+
+def test_defrag_blocks_writes_and_reads_while_it_runs():
+    env = simpy.Environment()
+    p = dataclasses.replace(EtcdParams(), defrag_s_per_gib=1000.0)
+    etcd = EtcdModel(env, p)
+    etcd.preload("cm", list(range(100)), 100_000)  # ~15 MB file: defrag ~ 15 s
+    gib = etcd.db_size_bytes / 2**30
+    etcd.defrag()
+    got = []
+
+    def client():
+        yield env.timeout(0.001)
+        got.append((yield etcd.write("update", "cm", 1, 10.0)).latency_s)
+        got.append((yield etcd.range(1, 10)).latency_s)
+
+    env.process(client())
+    env.run()
+    assert got[0] > 0.9 * gib * 1000.0
+    assert got[1] < 0.01
+
+
+def test_apiserver_style_compactor_keeps_one_interval_of_history():
+    env = simpy.Environment()
+    etcd = EtcdModel(env)
+    etcd.preload("leases", list(range(100)), 400)
+    etcd.start_compactor(300.0)
+
+    def writer():
+        while True:
+            yield etcd.write("update", "leases", 1, 400.0)
+            yield env.timeout(1.0)
+
+    env.process(writer())
+    env.run(until=301)
+    assert etcd.compacted_revision == 100  # the revision seen at t=0
+    env.run(until=601)
+    assert 100 + 290 <= etcd.compacted_revision <= 100 + 301  # the revision seen at t=300
+    assert etcd.revision - etcd.compacted_revision == pytest.approx(300, abs=5)
+
+
+def freelist_latency(freelist: str, fragmented: bool) -> tuple[float, float]:
+    """Mean latency of 15 kB (multi-page) writes at 500/s after building a DB with or
+    without ~300k free pages (delete 40k objects of 20 kB, compact)."""
+    env = simpy.Environment()
+    etcd = EtcdModel(env, dataclasses.replace(EtcdParams(), freelist=freelist, quota_bytes=2**40))
+    etcd.preload("nodes", list(range(1000)), 15_000)
+    if fragmented:
+        keys = list(range(40_000))
+        etcd.preload("blobs", keys, 20_000)
+        etcd.submit_writes("delete", "blobs", keys, np.zeros(len(keys)))
+        env.run()
+        env.process(_compact(etcd))
+        env.run()
+    free = etcd.free_pages
+    t0 = env.now
+    rng = np.random.default_rng(1)
+    lats = []
+
+    def load():
+        for i in range(2_500):
+            yield env.timeout(rng.exponential(1 / 500))
+            ev = etcd.write("update", "nodes", i % 1000, 15_000.0)
+            ev.callbacks.append(lambda e: lats.append(e.value.latency_s))
+
+    env.process(load())
+    env.run()
+    assert env.now - t0 > 4.0
+    return float(np.mean(lats)), free
+
+
+def test_array_freelist_write_latency_grows_with_free_pages_and_hashmap_does_not():
+    arr_small, free_small = freelist_latency("array", False)
+    arr_big, free_big = freelist_latency("array", True)
+    map_small, _ = freelist_latency("hashmap", False)
+    map_big, _ = freelist_latency("hashmap", True)
+    assert free_small < 1000 < 200_000 < free_big
+    assert arr_big > 1.5 * arr_small
+    assert map_big == pytest.approx(map_small, rel=0.05)
+    assert map_big < arr_big
+
+
+def test_range_cost_grows_with_objects_and_bytes_and_linearizable_costs_a_round():
+    env = simpy.Environment()
+    etcd = EtcdModel(env)
+    out = {}
+
+    def reads():
+        out["small"] = (yield etcd.range(10, 10_000, linearizable=False)).latency_s
+        out["many"] = (yield etcd.range(100_000, 10_000, linearizable=False)).latency_s
+        out["big"] = (yield etcd.range(10, 500_000_000, linearizable=False)).latency_s
+        out["lin"] = (yield etcd.range(10, 10_000, linearizable=True)).latency_s
+
+    env.process(reads())
+    env.run()
+    assert out["small"] == pytest.approx(0.3e-3, rel=0.3)  # published: 0.3 ms serializable
+    assert out["many"] > 10 * out["small"]
+    assert out["big"] > 10 * out["small"]
+    assert out["lin"] > out["small"]
+
+
+def test_determinism_of_group_path():
+    def once():
+        env = simpy.Environment()
+        etcd = EtcdModel(env)
+        etcd.preload("l", list(range(500)), 400)
+        rng = np.random.default_rng(3)
+        lat = []
+
+        def gen():
+            for _ in range(300):
+                yield env.timeout(rng.exponential(0.002))
+                keys = rng.choice(500, 5, replace=False).tolist()
+                etcd.submit_writes(
+                    "update", "l", keys, np.full(5, 400.0), lambda x, r, m: lat.extend(x.tolist())
+                )
+
+        env.process(gen())
+        env.run()
+        return lat, etcd.revision, etcd.db_size_bytes
+
+    assert once() == once()

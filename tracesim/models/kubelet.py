@@ -1,0 +1,188 @@
+"""Kubelet heartbeats as batched write streams (KEP-589).
+
+10,000 kubelets are not 10,000 SimPy processes: a :class:`WriteStream` is ONE process that
+replays a fixed per-object schedule (object ``i`` writes at ``phase[i] + k * interval_s``).
+Phases are drawn once from the seeded generator; writes whose phases fall in the same
+``stream_bucket_ms`` bucket are submitted together as one request group (one APF offer, one
+etcd proposal group, one callback), so the cost per simulated write is a few array operations.
+The bucket is the model's time resolution for these writes (default 10 ms, documented as a
+simplification): within a bucket, writes arrive together at the bucket's start.
+
+:class:`Heartbeats` sets up what a heartbeat mode writes:
+
+- ``lease``: every node renews its Lease (``lease_size_bytes``) every ``heartbeat_interval_s``
+  and writes its NodeStatus (``node_status_size_bytes``) every
+  ``node_status_report_interval_s``;
+- ``nodestatus`` (before KEP-589): every node writes its whole NodeStatus every
+  ``heartbeat_interval_s``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import simpy
+
+from .apiserver import ApiServerModel
+from .params import KubeletParams
+
+
+class WriteStream:
+    """Periodic updates of ``len(keys)`` objects of ``resource``, batched by phase bucket."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        apiserver: ApiServerModel,
+        resource: str,
+        n_objects: int,
+        size_bytes: float,
+        interval_s: float,
+        rng: np.random.Generator,
+        bucket_s: float = 0.01,
+        *,
+        level: str = "node-high",
+        flows: int = 64,
+        start_s: float = 0.0,
+        until_s: float | None = None,
+    ) -> None:
+        self.env = env
+        self.api = apiserver
+        self.resource = resource
+        self.interval_s = float(interval_s)
+        self.level = level
+        self.until_s = until_s
+        self.sent = 0
+        self.ok = 0
+        self.rejected = 0
+        phases = rng.uniform(0.0, self.interval_s, n_objects)
+        bucket = np.floor(phases / bucket_s).astype(np.int64)
+        order = np.argsort(bucket, kind="stable")
+        b_sorted = bucket[order]
+        starts = np.flatnonzero(np.r_[True, b_sorted[1:] != b_sorted[:-1]])
+        self.offsets_s = b_sorted[starts] * bucket_s  # submit time of each group in a cycle
+        groups = np.split(order, starts[1:])
+        self.keys = [g.tolist() for g in groups]
+        self.sizes = [np.full(len(g), float(size_bytes)) for g in groups]
+        # Spread the groups over flows so shuffle sharding sees many kubelets, not one user.
+        self.flows = [f"{resource}-{i % flows}" for i in range(len(groups))]
+        self.process = env.process(self._run(float(start_s)))
+
+    def _on_done(self, lat: np.ndarray, reasons: np.ndarray, _members: Any) -> None:
+        k = int(np.count_nonzero(reasons == 0))
+        self.ok += k
+        self.rejected += len(reasons) - k
+
+    def _run(self, start_s: float):
+        env = self.env
+        cycle = start_s
+        n_groups = len(self.keys)
+        while True:
+            for g in range(n_groups):
+                t = cycle + self.offsets_s[g]
+                if self.until_s is not None and t >= self.until_s:
+                    return
+                if t > env.now:
+                    yield env.timeout(t - env.now)
+                self.api.submit(
+                    "update",
+                    self.resource,
+                    "resource",
+                    self.sizes[g],
+                    self.keys[g],
+                    level=self.level,
+                    flow=self.flows[g],
+                    on_done=self._on_done,
+                )
+                self.sent += len(self.keys[g])
+            cycle += self.interval_s
+
+
+class Heartbeats:
+    """The heartbeat writes of ``n_nodes`` kubelets under ``params`` (see module docstring).
+
+    Creates the Node (and, in lease mode, Lease) objects in etcd first, keyed by node index.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        apiserver: ApiServerModel,
+        params: KubeletParams,
+        n_nodes: int,
+        rng: np.random.Generator,
+        *,
+        until_s: float | None = None,
+    ) -> None:
+        etcd = apiserver.etcd
+        keys = list(range(n_nodes))
+        bucket_s = params.stream_bucket_ms / 1e3
+        etcd.preload("nodes", keys, params.node_status_size_bytes)
+        self.streams: list[WriteStream] = []
+        if params.heartbeat == "lease":
+            etcd.preload("leases", keys, params.lease_size_bytes)
+            self.streams.append(
+                WriteStream(
+                    env,
+                    apiserver,
+                    "leases",
+                    n_nodes,
+                    params.lease_size_bytes,
+                    params.heartbeat_interval_s,
+                    rng,
+                    bucket_s,
+                    until_s=until_s,
+                )
+            )
+            self.streams.append(
+                WriteStream(
+                    env,
+                    apiserver,
+                    "nodes",
+                    n_nodes,
+                    params.node_status_size_bytes,
+                    params.node_status_report_interval_s,
+                    rng,
+                    bucket_s,
+                    until_s=until_s,
+                )
+            )
+        else:
+            self.streams.append(
+                WriteStream(
+                    env,
+                    apiserver,
+                    "nodes",
+                    n_nodes,
+                    params.node_status_size_bytes,
+                    params.heartbeat_interval_s,
+                    rng,
+                    bucket_s,
+                    until_s=until_s,
+                )
+            )
+
+    @property
+    def sent(self) -> int:
+        """Heartbeat writes submitted so far."""
+        return sum(s.sent for s in self.streams)
+
+    @property
+    def ok(self) -> int:
+        """Heartbeat writes acknowledged so far."""
+        return sum(s.ok for s in self.streams)
+
+    @property
+    def rejected(self) -> int:
+        """Heartbeat writes rejected so far (429, etcd limits)."""
+        return sum(s.rejected for s in self.streams)
+
+    def writes_per_s(self, params: KubeletParams, n_nodes: int) -> float:
+        """Expected heartbeat writes per second in steady state."""
+        if params.heartbeat == "lease":
+            return (
+                n_nodes / params.heartbeat_interval_s
+                + n_nodes / params.node_status_report_interval_s
+            )
+        return n_nodes / params.heartbeat_interval_s

@@ -1,0 +1,417 @@
+"""Typed parameter sets for the control-plane models, and named profiles.
+
+Every model parameter is a dataclass field whose name carries its unit (``fsync_ms``,
+``size_bytes``) and whose metadata carries the unit again (for listings and for checking
+``--set`` values) and a ``source``: where the number comes from, citing
+``../shared/design/control-plane-facts.md`` (abbreviated "facts") or saying "our reading" /
+"assumption" when it is an estimate rather than a published figure.
+
+Profiles are TOML files shipped in ``tracesim/models/profiles/`` (``2019-era``, ``current``);
+a profile only needs to list the values it changes — anything missing keeps the dataclass
+default. :func:`load_profile` loads one by name (or from a ``.toml`` path) and applies
+``section.key=value`` overrides; an unknown profile, section or key, or a value of the wrong
+type or unit, raises :class:`~tracesim.errors.TracesimError` naming the valid choices, so bad
+input fails before any simulation starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import TracesimError
+
+FACTS = "facts"  # ../shared/design/control-plane-facts.md
+
+
+def _p(default: Any, unit: str, source: str, *, choices: tuple[str, ...] = (), minimum=0.0):
+    """A parameter field: default value, unit ("ms", "bytes", "bool", "choice", ...) and source."""
+    meta = {"unit": unit, "source": source, "choices": choices, "minimum": minimum}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class EtcdParams:
+    """etcd leader, MVCC store and bbolt backend. Defaults reproduce the published benchmark."""
+
+    client_rtt_ms: float = _p(
+        0.3, "ms", f"{FACTS} etcd: serializable read 0.3 ms with 1 client (our reading: mostly RTT)"
+    )
+    peer_rtt_ms: float = _p(
+        0.35, "ms", "our reading: calibrated so 1 client writes take ~1.6 ms (facts etcd benchmark)"
+    )
+    fsync_ms: float = _p(1.0, "ms", f"{FACTS} etcd: WAL fdatasync under 1 ms on SSD, ~10 ms HDD")
+    apply_us_per_request: float = _p(
+        18.0,
+        "us",
+        f"our reading of {FACTS} etcd benchmark: 44,341 writes/s at 1,000 clients = ~21 us/write",
+    )
+    ns_per_byte: float = _p(
+        10.0, "ns", "our reading: marshal + WAL write + bbolt put per byte of a write (~100 MB/s)"
+    )
+    backend_commit_interval_ms: float = _p(
+        100.0, "ms", "etcd --backend-batch-interval default 100 ms"
+    )
+    backend_commit_max_ops: int = _p(10_000, "ops", "etcd --backend-batch-limit default 10,000")
+    backend_commit_ms: float = _p(
+        2.0, "ms", f"our reading of {FACTS} etcd disk guidance (backend commit p99 < 25 ms)"
+    )
+    page_size_bytes: int = _p(4096, "bytes", "bbolt page size = OS page size (4 KiB)", minimum=512)
+    key_overhead_bytes: int = _p(
+        120, "bytes", "assumption: key path + revision + lease metadata per stored revision"
+    )
+    btree_overhead_ratio: float = _p(
+        1.5, "ratio", "assumption: bbolt leaf pages about two-thirds full", minimum=1.0
+    )
+    freelist: str = _p(
+        "hashmap",
+        "choice",
+        f"{FACTS} etcd: bbolt freelist array (original) or hashmap (bbolt PR #138/#141)",
+        choices=("array", "hashmap"),
+    )
+    freelist_array_ns_per_free_page: float = _p(
+        1.0,
+        "ns",
+        f"our reading of {FACTS}: array freelist scans/copies the sorted page-id array "
+        "(8 B per free page) per multi-page allocation and per commit",
+    )
+    freelist_ns_per_alloc: float = _p(
+        200.0,
+        "ns",
+        f"our reading of {FACTS}: constant part of a page allocation (all a hashmap "
+        "allocate/release costs, O(1); also an array single-page allocation from its head)",
+    )
+    max_request_bytes: int = _p(1_572_864, "bytes", f"{FACTS} etcd limits: request <= 1.5 MiB")
+    quota_bytes: int = _p(2_147_483_648, "bytes", f"{FACTS} etcd limits: quota 2 GiB default")
+    read_concurrency: int = _p(8, "workers", "assumption: 8 vCPU benchmark machine", minimum=1)
+    range_base_us: float = _p(20.0, "us", "assumption: fixed cost of a range request")
+    range_us_per_object: float = _p(
+        2.0, "us", "our reading: bbolt cursor step + key decode per object scanned"
+    )
+    range_ns_per_byte: float = _p(1.0, "ns", "assumption: copy of returned values (~1 GB/s)")
+    compaction_us_per_revision: float = _p(
+        3.0, "us", "assumption: delete one old revision from bbolt"
+    )
+    compaction_batch_revisions: int = _p(
+        1000, "revisions", "etcd --experimental-compaction-batch-limit default 1000", minimum=1
+    )
+    compaction_sleep_ms: float = _p(
+        10.0, "ms", "etcd --experimental-compaction-sleep-interval default 10 ms"
+    )
+    defrag_s_per_gib: float = _p(
+        10.0, "s", f"assumption: defrag rewrites the file at ~100 MB/s; {FACTS}: blocks the member"
+    )
+
+
+APF_SHARES = {
+    "system": 30,
+    "node-high": 40,
+    "leader-election": 10,
+    "workload-high": 40,
+    "workload-low": 100,
+    "global-default": 20,
+    "catch-all": 5,
+}
+# Default APF configuration (kubernetes pkg/apis/flowcontrol/bootstrap/default.go, our reading):
+# number of queues per level; 0 = reject at once when all seats are busy (catch-all).
+APF_QUEUES = {
+    "system": 64,
+    "node-high": 64,
+    "leader-election": 16,
+    "workload-high": 128,
+    "workload-low": 128,
+    "global-default": 128,
+    "catch-all": 0,
+}
+
+
+@dataclass
+class ApiServerParams:
+    """kube-apiserver: admission (APF or max-in-flight), CPU costs, watch cache and fan-out."""
+
+    apf_enabled: bool = _p(
+        True, "bool", f"{FACTS} kube-apiserver: APF; before it, max-in-flight limits only"
+    )
+    max_requests_inflight: int = _p(400, "seats", f"{FACTS}: --max-requests-inflight 400")
+    max_mutating_requests_inflight: int = _p(
+        200, "seats", f"{FACTS}: --max-mutating-requests-inflight 200"
+    )
+    apf_shares: dict[str, int] = _p(  # noqa: RUF009 (_p returns a dataclasses.field)
+        APF_SHARES, "shares", f"{FACTS}: priority level shares"
+    )
+    apf_queues: dict[str, int] = _p(  # noqa: RUF009
+        APF_QUEUES, "queues", "kubernetes bootstrap APF config (our reading); 0 = reject"
+    )
+    apf_queue_length_limit: int = _p(50, "requests", f"{FACTS}: queue length limit 50")
+    apf_hand_size: int = _p(6, "queues", "kubernetes bootstrap APF config: hand size 6", minimum=1)
+    request_cpu_us: float = _p(150.0, "us", "assumption: authn/authz/admission/routing per request")
+    serialize_ns_per_byte: float = _p(
+        5.0, "ns", "our reading: JSON/protobuf encode or decode ~200 MB/s per core"
+    )
+    watch_cache_enabled: bool = _p(True, "bool", f"{FACTS} kube-apiserver: watch cache")
+    list_from_cache: bool = _p(
+        True, "bool", f"{FACTS}: KEP 2340 consistent reads from cache (else LIST reads etcd)"
+    )
+    cache_us_per_object_scanned: float = _p(
+        0.3, "us", "assumption: in-memory selector match per cached object"
+    )
+    serialize_once_per_event: bool = _p(
+        True, "bool", f"{FACTS}: KEP 1152 (serialise an event once for all watchers)"
+    )
+    watch_send_us_per_watcher: float = _p(
+        3.0, "us", "assumption: queue an event on one watcher's channel and write it"
+    )
+    compaction_interval_s: float = _p(
+        300.0, "s", f"{FACTS} etcd MVCC: kube-apiserver compacts every 5 minutes"
+    )
+    cpu_cores: int = _p(16, "cores", "assumption: control-plane VM size", minimum=1)
+
+
+@dataclass
+class KubeletParams:
+    """Node heartbeats (KEP-589)."""
+
+    heartbeat: str = _p(
+        "lease",
+        "choice",
+        f"{FACTS} node heartbeats: KEP-589 Leases, or full NodeStatus before it",
+        choices=("lease", "nodestatus"),
+    )
+    heartbeat_interval_s: float = _p(10.0, "s", f"{FACTS} KEP-589: every 10 s", minimum=0.001)
+    lease_size_bytes: int = _p(400, "bytes", f"{FACTS} KEP-589: a few hundred bytes")
+    node_status_size_bytes: int = _p(
+        15_000, "bytes", f"{FACTS} KEP-589: Node objects easily exceed 15 kB"
+    )
+    node_status_report_interval_s: float = _p(
+        300.0, "s", f"{FACTS} KEP-589: with Leases NodeStatus every 5 min", minimum=0.001
+    )
+    stream_bucket_ms: float = _p(
+        10.0,
+        "ms",
+        "simplification: heartbeats within one bucket are submitted together",
+        minimum=0.001,
+    )
+
+
+@dataclass
+class SchedulerClientParams:
+    """The scheduler's API client (scheduling-cycle timing belongs to the scheduler model)."""
+
+    client_qps: float = _p(50.0, "qps", f"{FACTS} kube-scheduler: client defaults 50 QPS")
+    client_burst: int = _p(100, "requests", f"{FACTS} kube-scheduler: burst 100", minimum=1)
+    event_writes_per_pod: int = _p(1, "writes", f"{FACTS}: usually an Event write per pod")
+
+
+SECTIONS: dict[str, type] = {
+    "etcd": EtcdParams,
+    "apiserver": ApiServerParams,
+    "kubelet": KubeletParams,
+    "scheduler": SchedulerClientParams,
+}
+
+
+@dataclass
+class Profile:
+    """A complete parameter set: one instance per section, plus the profile's name."""
+
+    name: str = "defaults"
+    etcd: EtcdParams = field(default_factory=EtcdParams)
+    apiserver: ApiServerParams = field(default_factory=ApiServerParams)
+    kubelet: KubeletParams = field(default_factory=KubeletParams)
+    scheduler: SchedulerClientParams = field(default_factory=SchedulerClientParams)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{section: {key: value}}`` (plus ``name``), JSON-serialisable."""
+        out: dict[str, Any] = {"name": self.name}
+        for sec in SECTIONS:
+            out[sec] = dataclasses.asdict(getattr(self, sec))
+        return out
+
+    def describe(self) -> list[tuple[str, Any, str, str]]:
+        """One row per parameter: (``section.key``, value, unit, source)."""
+        rows = []
+        for sec, cls in SECTIONS.items():
+            obj = getattr(self, sec)
+            for f in dataclasses.fields(cls):
+                rows.append(
+                    (
+                        f"{sec}.{f.name}",
+                        getattr(obj, f.name),
+                        f.metadata["unit"],
+                        f.metadata["source"],
+                    )
+                )
+        return rows
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def profile_dir() -> Any:
+    """The directory (an importlib Traversable) holding the shipped ``*.toml`` profiles."""
+    return resources.files("tracesim.models").joinpath("profiles")
+
+
+def profile_names() -> list[str]:
+    """Sorted names of the shipped profiles."""
+    return sorted(p.name[:-5] for p in profile_dir().iterdir() if p.name.endswith(".toml"))
+
+
+def _fields(section: str) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(SECTIONS[section])}
+
+
+def _unknown(what: str, name: str, valid: Iterable[str]) -> TracesimError:
+    return TracesimError(f"unknown {what} {name!r}; valid: {', '.join(sorted(valid))}")
+
+
+_NUM = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z/%]*)\s*$")
+
+
+def _coerce(key: str, f: dataclasses.Field, raw: Any, *, typ: Any = None) -> Any:
+    """``raw`` (a TOML value or a ``--set`` string) as the field's type; TracesimError if not."""
+    unit = f.metadata["unit"]
+    typ = typ or f.type
+    if typ in ("bool", bool):
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+            return raw.strip().lower() in ("true", "1", "yes")
+        raise TracesimError(f"{key} takes true or false; got {raw!r}")
+    if typ in ("str", str):
+        choices = f.metadata["choices"]
+        val = str(raw).strip()
+        if choices and val not in choices:
+            raise TracesimError(f"{key} must be one of {', '.join(choices)}; got {raw!r}")
+        return val
+    if typ in ("float", "int", float, int):
+        want_int = typ in ("int", int)
+        if isinstance(raw, bool):
+            raise TracesimError(f"{key} takes a number in {unit}; got {raw!r}")
+        if isinstance(raw, int | float):
+            num: float = raw
+        else:
+            m = _NUM.match(str(raw))
+            if not m:
+                raise TracesimError(f"{key} takes a number in {unit}; got {raw!r}")
+            suffix = m.group(2)
+            if suffix and suffix != unit:
+                raise TracesimError(
+                    f"{key} is in {unit}, not {suffix!r}; give a plain number of {unit}"
+                )
+            num = float(m.group(1))
+        if not math.isfinite(num):
+            raise TracesimError(f"{key} must be a finite number; got {raw!r}")
+        if want_int:
+            if num != int(num):
+                raise TracesimError(f"{key} takes a whole number of {unit}; got {raw!r}")
+            num = int(num)
+        if num < f.metadata["minimum"]:
+            raise TracesimError(f"{key} must be >= {f.metadata['minimum']} {unit}; got {raw!r}")
+        return num
+    raise AssertionError(f"unsupported parameter type {typ!r} for {key}")  # a bug, not input
+
+
+def _set_value(profile: Profile, key: str, raw: Any) -> None:
+    """Set ``section.key`` (or ``section.key.level`` for per-level tables) to ``raw``."""
+    parts = key.split(".")
+    if parts[0] not in SECTIONS:
+        raise _unknown("parameter section", parts[0], SECTIONS)
+    if len(parts) < 2:
+        raise TracesimError(f"{key!r} names a section, not a parameter; write {parts[0]}.KEY=VALUE")
+    fields = _fields(parts[0])
+    if parts[1] not in fields:
+        raise _unknown(f"{parts[0]} parameter", parts[1], fields)
+    f = fields[parts[1]]
+    obj = getattr(profile, parts[0])
+    is_table = str(f.type).startswith("dict")
+    if is_table:
+        table = dict(getattr(obj, f.name))
+        if len(parts) == 3:
+            if parts[2] not in table:
+                raise _unknown(f"{parts[0]}.{f.name} entry", parts[2], table)
+            table[parts[2]] = _coerce(key, f, raw, typ=int)
+        elif len(parts) == 2 and isinstance(raw, Mapping):
+            for sub, val in raw.items():
+                if sub not in table:
+                    raise _unknown(f"{parts[0]}.{f.name} entry", sub, table)
+                table[sub] = _coerce(f"{key}.{sub}", f, val, typ=int)
+        else:
+            raise TracesimError(
+                f"{parts[0]}.{f.name} is a table; set one entry: "
+                f"{parts[0]}.{f.name}.LEVEL=N (levels: {', '.join(table)})"
+            )
+        setattr(obj, f.name, table)
+        return
+    if len(parts) != 2:
+        raise TracesimError(f"{key!r}: {parts[0]}.{parts[1]} has no sub-keys")
+    setattr(obj, f.name, _coerce(key, f, raw))
+
+
+def parse_overrides(items: Iterable[str]) -> list[tuple[str, str]]:
+    """``["etcd.fsync_ms=2", ...]`` -> ``[("etcd.fsync_ms", "2"), ...]``; error if no ``=``."""
+    out = []
+    for item in items:
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            raise TracesimError(f"--set {item!r}: write SECTION.KEY=VALUE, e.g. etcd.fsync_ms=2")
+        out.append((key.strip(), val.strip()))
+    return out
+
+
+def load_profile(name: str = "current", overrides: Iterable[str] = ()) -> Profile:
+    """The named shipped profile (or a ``.toml`` file path) with ``--set`` overrides applied.
+
+    Raises :class:`TracesimError` for an unknown profile, section or key (listing the valid
+    ones) and for a value of the wrong type, unit or range.
+    """
+    if name.endswith(".toml"):
+        path = Path(name)
+        if not path.is_file():
+            raise TracesimError(f"profile file {name} does not exist")
+        text = path.read_text()
+        pname = path.stem
+    else:
+        names = profile_names()
+        if name not in names:
+            raise _unknown("profile", name, names)
+        text = profile_dir().joinpath(f"{name}.toml").read_text()
+        pname = name
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TracesimError(f"profile {name}: invalid TOML ({exc})") from None
+    profile = Profile(name=pname)
+    for sec, table in data.items():
+        if sec not in SECTIONS:
+            raise _unknown(f"section in profile {name}:", sec, SECTIONS)
+        if not isinstance(table, dict):
+            raise TracesimError(f"profile {name}: [{sec}] must be a table")
+        for key, val in table.items():
+            _set_value(profile, f"{sec}.{key}", val)
+    for key, val in parse_overrides(overrides):
+        _set_value(profile, key, val)
+    _check(profile)
+    return profile
+
+
+def _check(profile: Profile) -> None:
+    """Cross-field checks that a single value cannot express."""
+    a = profile.apiserver
+    if set(a.apf_shares) != set(a.apf_queues):
+        raise TracesimError(
+            "apiserver.apf_shares and apiserver.apf_queues must name the same levels"
+        )
+    if a.apf_enabled and sum(a.apf_shares.values()) <= 0:
+        raise TracesimError("apiserver.apf_shares must have a positive total")
+    if a.max_requests_inflight + a.max_mutating_requests_inflight <= 0:
+        raise TracesimError("apiserver max-in-flight seats must have a positive total")

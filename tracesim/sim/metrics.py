@@ -1,0 +1,234 @@
+"""Collectors for a replay: request latency samples and component time series.
+
+Everything is appended to numpy-backed growable buffers (amortised O(1), no Python object per
+sample) and turned into pandas DataFrames, or Parquet files, once at the end.
+
+- :attr:`Metrics.requests`: one row per API request (or per member of a batched request group):
+  completion time ``t_s``, ``latency_s`` (arrival to response, queueing included), and coded
+  ``verb``, ``resource``, ``scope``, ``status`` (HTTP-like) and ``reason`` (``ok`` or why it was
+  rejected).
+- :attr:`Metrics.series`: long-format time series ``(t_s, metric, value)`` sampled every
+  ``interval_s`` by :meth:`Metrics.start_sampler` from registered gauges: instantaneous values
+  (queue lengths, etcd DB size, object counts) and utilisations computed from busy-time
+  integrals over each interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import simpy
+
+
+class AppendBuffer:
+    """Typed columns that grow by doubling. ``append`` one row or ``extend`` with arrays."""
+
+    def __init__(self, dtypes: Mapping[str, Any], capacity: int = 4096) -> None:
+        self.names = list(dtypes)
+        self._cols = {n: np.empty(capacity, dtype=dt) for n, dt in dtypes.items()}
+        self._arrays = [self._cols[n] for n in self.names]
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _grow(self, need: int) -> None:
+        cap = len(self._arrays[0])
+        if need <= cap:
+            return
+        new_cap = max(need, cap * 2)
+        for n in self.names:
+            old = self._cols[n]
+            arr = np.empty(new_cap, dtype=old.dtype)
+            arr[: self._n] = old[: self._n]
+            self._cols[n] = arr
+        self._arrays = [self._cols[n] for n in self.names]
+
+    def append(self, *values: Any) -> None:
+        """One row, values in column order."""
+        i = self._n
+        if i >= len(self._arrays[0]):
+            self._grow(i + 1)
+        for arr, v in zip(self._arrays, values, strict=True):
+            arr[i] = v
+        self._n = i + 1
+
+    def extend(self, *columns: Any) -> None:
+        """Many rows: one array (or scalar, broadcast) per column, in column order."""
+        k = next((len(c) for c in columns if np.ndim(c)), 1)
+        self._grow(self._n + k)
+        for arr, c in zip(self._arrays, columns, strict=True):
+            arr[self._n : self._n + k] = c
+        self._n += k
+
+    def column(self, name: str) -> np.ndarray:
+        """A view of the filled part of one column."""
+        return self._cols[name][: self._n]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The filled rows as a DataFrame (copies)."""
+        return pd.DataFrame({n: self._cols[n][: self._n].copy() for n in self.names})
+
+
+class Vocab:
+    """Strings <-> small integer codes, codes assigned in first-seen order."""
+
+    def __init__(self, initial: Iterable[str] = ()) -> None:
+        self.names: list[str] = []
+        self.codes: dict[str, int] = {}
+        for s in initial:
+            self.code(s)
+
+    def code(self, s: str) -> int:
+        """The code of ``s`` (new strings get the next code)."""
+        c = self.codes.get(s)
+        if c is None:
+            c = self.codes[s] = len(self.names)
+            self.names.append(s)
+        return c
+
+    def categorical(self, codes: np.ndarray) -> pd.Categorical:
+        """Codes as a pandas Categorical over this vocabulary."""
+        return pd.Categorical.from_codes(codes.astype(np.int32), categories=list(self.names))
+
+
+Gauge = Callable[[], float | Mapping[str, float]]
+
+
+class Metrics:
+    """Request samples and sampled time series of one simulation."""
+
+    def __init__(self) -> None:
+        self.verbs = Vocab(["create", "update", "patch", "delete", "get", "list", "watch"])
+        self.resources = Vocab()
+        self.scopes = Vocab(["resource", "namespace", "cluster"])
+        self.reasons = Vocab(["ok"])
+        self.metric_names = Vocab()
+        self.requests = AppendBuffer(
+            {
+                "t_s": np.float64,
+                "latency_s": np.float64,
+                "verb": np.uint8,
+                "resource": np.uint16,
+                "scope": np.uint8,
+                "status": np.uint16,
+                "reason": np.uint8,
+            }
+        )
+        self.series = AppendBuffer({"t_s": np.float64, "metric": np.uint16, "value": np.float64})
+        self._gauges: list[tuple[str, Gauge]] = []
+        self._utils: list[tuple[str, Callable[[], float], float, list[float]]] = []
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def record_request(
+        self,
+        t_s: float,
+        latency_s: float,
+        verb: str,
+        resource: str,
+        scope: str,
+        status: int = 200,
+        reason: str = "ok",
+    ) -> None:
+        """One finished (or rejected) request: completion time and latency in seconds."""
+        self.requests.append(
+            t_s,
+            latency_s,
+            self.verbs.code(verb),
+            self.resources.code(resource),
+            self.scopes.code(scope),
+            status,
+            self.reasons.code(reason),
+        )
+
+    def record_requests(
+        self,
+        t_s: np.ndarray | float,
+        latency_s: np.ndarray,
+        verb: str,
+        resource: str,
+        scope: str,
+        status: np.ndarray | int = 200,
+        reason: np.ndarray | str = "ok",
+    ) -> None:
+        """Many requests of one verb/resource/scope; ``reason`` a string or an array of codes."""
+        reason_c = self.reasons.code(reason) if isinstance(reason, str) else reason
+        self.requests.extend(
+            t_s,
+            latency_s,
+            self.verbs.code(verb),
+            self.resources.code(resource),
+            self.scopes.code(scope),
+            status,
+            reason_c,
+        )
+
+    def requests_frame(self) -> pd.DataFrame:
+        """Request samples with categorical verb/resource/scope/reason columns."""
+        df = self.requests.to_frame()
+        df["verb"] = self.verbs.categorical(df["verb"].to_numpy())
+        df["resource"] = self.resources.categorical(df["resource"].to_numpy())
+        df["scope"] = self.scopes.categorical(df["scope"].to_numpy())
+        df["reason"] = self.reasons.categorical(df["reason"].to_numpy())
+        return df
+
+    # -- time series ------------------------------------------------------------------------
+
+    def add_gauge(self, name: str, fn: Gauge) -> None:
+        """Sample ``fn()`` each interval; a mapping result gives one metric per key (name.key)."""
+        self._gauges.append((name, fn))
+
+    def add_utilisation(self, name: str, busy_area_s: Callable[[], float], capacity: float) -> None:
+        """Sample busy-time integral deltas / (capacity x interval) as ``name`` (0..1)."""
+        self._utils.append((name, busy_area_s, float(capacity), [busy_area_s()]))
+
+    def sample(self, t_s: float, interval_s: float) -> None:
+        """Record every gauge now; utilisations over the last ``interval_s`` seconds."""
+        code = self.metric_names.code
+        for name, fn in self._gauges:
+            v = fn()
+            if isinstance(v, Mapping):
+                for k, x in v.items():
+                    self.series.append(t_s, code(f"{name}.{k}"), float(x))
+            else:
+                self.series.append(t_s, code(name), float(v))
+        for name, area_fn, cap, last in self._utils:
+            area = area_fn()
+            util = (area - last[0]) / (cap * interval_s) if interval_s > 0 else 0.0
+            last[0] = area
+            self.series.append(t_s, code(name), util)
+
+    def start_sampler(self, env: simpy.Environment, interval_s: float = 10.0) -> simpy.Process:
+        """A SimPy process sampling all gauges every ``interval_s`` simulated seconds."""
+
+        def run():
+            while True:
+                yield env.timeout(interval_s)
+                self.sample(env.now, interval_s)
+
+        return env.process(run())
+
+    def series_frame(self) -> pd.DataFrame:
+        """Long-format time series: ``t_s``, ``metric`` (categorical), ``value``."""
+        df = self.series.to_frame()
+        df["metric"] = self.metric_names.categorical(df["metric"].to_numpy())
+        return df
+
+    def series_wide(self) -> pd.DataFrame:
+        """Time series with one column per metric, indexed by ``t_s``."""
+        df = self.series_frame()
+        return df.pivot_table(index="t_s", columns="metric", values="value", observed=True)
+
+    def write_parquet(self, directory: str | Path) -> dict[str, Path]:
+        """Write ``requests.parquet`` and ``series.parquet`` into ``directory``; their paths."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"requests": out / "requests.parquet", "series": out / "series.parquet"}
+        self.requests_frame().to_parquet(paths["requests"], index=False)
+        self.series_frame().to_parquet(paths["series"], index=False)
+        return paths
