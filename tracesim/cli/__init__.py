@@ -22,9 +22,22 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import experiment, importer, info, record, repair, replay, serve, synth
+    from . import (
+        experiment,
+        importer,
+        info,
+        record,
+        repair,
+        replay,
+        scale,
+        serve,
+        synth,
+        window,
+    )
 
     for module in (info, serve, synth, experiment, importer, record, repair, replay):
+        cli.add_command(module.command)
+    for module in (scale, window):
         cli.add_command(module.command)
 
 
