@@ -86,9 +86,12 @@ class _Req:
         "matching",
         "members",
         "on_done",
+        "on_watch",
         "resource",
         "scope",
         "sizes",
+        "store_kind",
+        "store_op",
         "t0",
         "verb",
     )
@@ -272,6 +275,8 @@ class ApiServerModel:
         objects_in_scope: float | None = None,
         indexed: bool = False,
         on_done: ApiDone | None = None,
+        on_watch: Callable[[np.ndarray], Any] | None = None,
+        storage: tuple[str, str] | None = None,
     ) -> None:
         """A group of requests with the same verb/resource/scope/level arriving now.
 
@@ -283,6 +288,12 @@ class ApiServerModel:
         ``level`` is the APF priority level (``"exempt"`` bypasses admission); ``flow`` the
         flow distinguisher (e.g. the user) used for shuffle sharding. Latencies, rejections and
         completions are recorded in ``metrics`` if given, and reported to ``on_done``.
+
+        Replay hooks: ``storage = (etcd_op, etcd_kind)`` stores a mutating request as another
+        operation/kind than its verb/resource (``create pods/binding`` is an ``update`` of the
+        pod in etcd; its watch event is a ``pods`` event); ``on_watch(members)`` is called when
+        the watch events of the successful members (indices into the group) have been
+        dispatched to their watchers. etcd receives ``storage_size_ratio`` x the (JSON) sizes.
         """
         if verb not in MUTATING and verb not in READ_ONLY:
             raise ValueError(f"unsupported verb {verb!r}")
@@ -292,6 +303,8 @@ class ApiServerModel:
         r.keys = list(keys) if keys is not None else None
         r.members = None
         r.on_done = on_done
+        r.on_watch = on_watch
+        r.store_op, r.store_kind = storage if storage is not None else (verb, resource)
         r.t0 = self.env.now
         r.matching, r.in_scope, r.indexed = objects_matching, objects_in_scope, indexed
         if not self.p.apf_enabled:
@@ -329,9 +342,17 @@ class ApiServerModel:
             ser_events * mean_bytes * self._ser_s + sends * self.p.watch_send_us_per_watcher / 1e6
         )
 
-    def _fanout(self, resource: str, n_events: int, total_bytes: float) -> None:
+    def _fanout(
+        self,
+        resource: str,
+        n_events: int,
+        total_bytes: float,
+        on_delivered: Callable[[], Any] | None = None,
+    ) -> None:
         d = self._dispatchers.get(resource)
         if d is None or n_events == 0:
+            if on_delivered is not None:
+                on_delivered()
             return
         cluster, node = self.watchers(resource)
         sends = n_events * (cluster + (1 if node else 0))
@@ -340,16 +361,19 @@ class ApiServerModel:
         self.watch_sends += sends
         self.watch_bytes_sent += sends * total_bytes / n_events
         self.cpu_s += cost
-        if self.metrics is None:
+        if self.metrics is None and on_delivered is None:
             d.submit(cost)
             return
         t0 = self.env.now
 
         def delivered(_wait):
-            lat = self.env.now - t0
-            self.metrics.record_requests(
-                self.env.now, np.full(n_events, lat), "watch", resource, "cluster"
-            )
+            if self.metrics is not None:
+                lat = self.env.now - t0
+                self.metrics.record_requests(
+                    self.env.now, np.full(n_events, lat), "watch", resource, "cluster"
+                )
+            if on_delivered is not None:
+                on_delivered()
 
         d.submit(cost, delivered)
 
@@ -457,15 +481,25 @@ class ApiServerModel:
         if r.keys is None:
             raise ValueError(f"{r.verb} {r.resource}: keys are required for mutating requests")
 
+        kind = r.store_kind
+
         def done(_lat, reasons, members):
             sub = r if members is None else _sub(r, members)
             self._finish(sub, reasons, r.level)
             ok = reasons == 0
             k = int(np.count_nonzero(ok))
-            if k and r.resource in self._dispatchers:
-                self._fanout(r.resource, k, float(sub.sizes[ok].sum()))
+            on_watch = r.on_watch
+            if k and (kind in self._dispatchers or on_watch is not None):
+                notify = None
+                if on_watch is not None:
+                    idx = sub.members if sub.members is not None else np.arange(len(sub.sizes))
+                    ok_members = idx[ok]
+                    notify = lambda: on_watch(ok_members)  # noqa: E731
+                self._fanout(kind, k, float(sub.sizes[ok].sum()), notify)
 
-        self.etcd.submit_writes(r.verb, r.resource, r.keys, r.sizes, done)
+        ratio = self.p.storage_size_ratio
+        sizes = r.sizes if ratio == 1.0 else r.sizes * ratio
+        self.etcd.submit_writes(r.store_op, kind, r.keys, sizes, done)
 
     def _list(self, r: _Req) -> None:
         p = self.p

@@ -126,6 +126,7 @@ class EtcdModel:
         # Counters.
         self.writes_ok = 0
         self.writes_rejected = 0
+        self.bytes_written = 0.0  # value bytes of successful writes (deletes: 0)
         self.batches = 0
         self.commits = 0
         self.commit_time_s = 0.0
@@ -445,6 +446,7 @@ class EtcdModel:
         return reasons
 
     def _account_uncommitted(self, sizes: np.ndarray) -> None:
+        self.bytes_written += float(sizes.sum())
         self._uncommitted_ops += len(sizes)
         self._uncommitted_bytes += float(sizes.sum()) + len(sizes) * self._overhead
         self._uncommitted_multipage += int(np.count_nonzero(sizes > self._page_f))

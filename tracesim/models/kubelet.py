@@ -118,10 +118,12 @@ class Heartbeats:
         etcd = apiserver.etcd
         keys = list(range(n_nodes))
         bucket_s = params.stream_bucket_ms / 1e3
-        etcd.preload("nodes", keys, params.node_status_size_bytes)
+        # etcd stores what the apiserver encodes (protobuf), a fraction of the JSON size.
+        ratio = getattr(apiserver.p, "storage_size_ratio", 1.0)
+        etcd.preload("nodes", keys, params.node_status_size_bytes * ratio)
         self.streams: list[WriteStream] = []
         if params.heartbeat == "lease":
-            etcd.preload("leases", keys, params.lease_size_bytes)
+            etcd.preload("leases", keys, params.lease_size_bytes * ratio)
             self.streams.append(
                 WriteStream(
                     env,

@@ -174,6 +174,13 @@ class ApiServerParams:
         300.0, "s", f"{FACTS} etcd MVCC: kube-apiserver compacts every 5 minutes"
     )
     cpu_cores: int = _p(16, "cores", "assumption: control-plane VM size", minimum=1)
+    storage_size_ratio: float = _p(
+        1.0,
+        "ratio",
+        "our reading: etcd stores the protobuf encoding, about half the JSON size served "
+        "(trace size_bytes are JSON); the shipped profiles set 0.5, the bare-model default 1.0 "
+        "takes sizes as stored",
+    )
 
 
 @dataclass
@@ -200,15 +207,98 @@ class KubeletParams:
         "simplification: heartbeats within one bucket are submitted together",
         minimum=0.001,
     )
+    sync_delay_ms: float = _p(
+        50.0,
+        "ms",
+        "assumption: kubelet syncLoop reacts to a pod update seen on its watch "
+        "(writes ContainerCreating)",
+    )
+    pod_start_latency_s: float = _p(
+        1.5,
+        "s",
+        f"assumption: sandbox + container start without image pull; {FACTS} SLO allows 5 s "
+        "from creation to Running",
+    )
+    pod_stop_s: float = _p(
+        1.0, "s", "assumption: containers stopped and final status written after a DELETE"
+    )
 
 
 @dataclass
 class SchedulerClientParams:
-    """The scheduler's API client (scheduling-cycle timing belongs to the scheduler model)."""
+    """The scheduler's API client and the time of its scheduling cycle.
+
+    Cycle time = ``cycle_base_us`` + nodes examined x ``filter_plugins`` x
+    ``filter_us_per_node_plugin`` / ``parallelism`` + nodes scored x ``score_plugins`` x
+    ``score_us_per_node_plugin`` / ``parallelism``: about 1.3 ms at 5,000 nodes (500 examined),
+    i.e. ~770 pods/s, inside the scheduler_perf 680-810 pods/s (facts).
+    """
 
     client_qps: float = _p(50.0, "qps", f"{FACTS} kube-scheduler: client defaults 50 QPS")
     client_burst: int = _p(100, "requests", f"{FACTS} kube-scheduler: burst 100", minimum=1)
     event_writes_per_pod: int = _p(1, "writes", f"{FACTS}: usually an Event write per pod")
+    cycle_base_us: float = _p(
+        250.0,
+        "us",
+        f"our reading of {FACTS} scheduler_perf (1.2-1.5 ms per pod at 5k nodes): queue pop, "
+        "snapshot, PreFilter/Reserve/Permit, assume",
+    )
+    filter_plugins: int = _p(
+        13, "plugins", "kubernetes default_plugins.go: Filter plugins enabled by default"
+    )
+    score_plugins: int = _p(7, "plugins", f"{FACTS}: 7 weighted Score plugins by default")
+    filter_us_per_node_plugin: float = _p(
+        1.5,
+        "us",
+        f"our reading of {FACTS} scheduler_perf: calibrated with score_us_per_node_plugin to "
+        "~1.3 ms per pod at 5,000 nodes (500 nodes examined)",
+    )
+    score_us_per_node_plugin: float = _p(
+        2.0, "us", f"our reading of {FACTS} scheduler_perf (see filter_us_per_node_plugin)"
+    )
+    parallelism: int = _p(
+        16, "workers", f"{FACTS} kube-scheduler: Filter and Score run on 16 workers", minimum=1
+    )
+
+
+@dataclass
+class WorkloadParams:
+    """How ``tracesim replay --profile`` charges a trace to the models (docs/models.md)."""
+
+    model_heartbeats: bool = _p(
+        True,
+        "bool",
+        "replay choice: heartbeats come from the kubelet model (the trace's Lease and Node "
+        "rows are then not replayed); false replays them as recorded writes",
+    )
+    request_bucket_ms: float = _p(
+        10.0,
+        "ms",
+        "simplification: writes of one verb/resource within a bucket are submitted together "
+        "(at most one bucket late); 0 = each at its own time",
+    )
+    controller_watchers: int = _p(
+        3,
+        "watchers",
+        f"assumption ({FACTS} watch fan-out): scheduler, controller-manager and one more "
+        "controller watch pods and nodes cluster-wide",
+    )
+    node_agents_per_node: int = _p(
+        1,
+        "watchers",
+        f"{FACTS} watch fan-out: kube-proxy on every node watches Endpoints/Services",
+    )
+    event_size_bytes: int = _p(
+        700, "bytes", "our reading: a core/v1 Event as served by a v1.30 API server (synth)"
+    )
+    event_ttl_s: float = _p(3600.0, "s", "kube-apiserver --event-ttl default 1 h")
+    retry_after_s: float = _p(
+        1.0, "s", "client-go: a 429 carries Retry-After 1 s; the client retries"
+    )
+    max_retries: int = _p(10, "retries", "client-go: at most 10 retries of a 429")
+    sample_interval_s: float = _p(
+        10.0, "s", "replay choice: component time series sampled every 10 s", minimum=0.001
+    )
 
 
 SECTIONS: dict[str, type] = {
@@ -216,6 +306,7 @@ SECTIONS: dict[str, type] = {
     "apiserver": ApiServerParams,
     "kubelet": KubeletParams,
     "scheduler": SchedulerClientParams,
+    "workload": WorkloadParams,
 }
 
 
@@ -228,6 +319,7 @@ class Profile:
     apiserver: ApiServerParams = field(default_factory=ApiServerParams)
     kubelet: KubeletParams = field(default_factory=KubeletParams)
     scheduler: SchedulerClientParams = field(default_factory=SchedulerClientParams)
+    workload: WorkloadParams = field(default_factory=WorkloadParams)
 
     def to_dict(self) -> dict[str, Any]:
         """``{section: {key: value}}`` (plus ``name``), JSON-serialisable."""

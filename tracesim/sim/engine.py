@@ -122,6 +122,7 @@ class EngineOutput:
     schedule_wall_s: float
     config: dict[str, Any]
     end_s: float
+    control: Any = None  # the ControlPlane of a replay with --profile, else None
 
 
 SAMPLE_COLUMNS = (
@@ -155,12 +156,18 @@ class Simulation:
         config: EngineConfig | None = None,
         timing: SchedulerTiming | None = None,
         progress: Callable[[float], None] | None = None,
+        profile: Any = None,
+        writes: Any = None,
     ) -> None:
         self.w = workload
         self.cfg = config or EngineConfig()
         self.timing = timing or SchedulerTiming(
             self.cfg.cycle_time_s, self.cfg.cycle_time_per_node_s
         )
+        #: The control-plane models (``profile``: a :class:`~tracesim.models.params.Profile`);
+        #: None = placement only.
+        self.cp: Any = None
+        self._profile, self._writes = profile, writes
         self.progress = progress
         self.seed = seed
         self.env = simpy.Environment()
@@ -242,6 +249,12 @@ class Simulation:
         self._binder_wake: simpy.Event | None = None
         self._pods_bound = 0
         self._in_cycle = 0
+        if profile is not None:
+            from .controlplane import ControlPlane
+
+            self.cp = ControlPlane(self, profile, writes)
+            if timing is None:
+                self.timing = self.cp.timing
 
     def pod_table(self) -> PodTable:
         """All pods of the workload as a :class:`PodTable` (what ``policy.prepare`` sees)."""
@@ -307,8 +320,8 @@ class Simulation:
             )
         self._move_request()
 
-    def _pod_create(self, pod: int, now: float) -> None:
-        self.created_s[pod] = now
+    def _pod_create(self, pod: int, now: float, created_s: float | None = None) -> None:
+        self.created_s[pod] = now if created_s is None else created_s
         name = self.w.initial_node[pod]
         if name is not None:
             slot = self.cluster._index.get(name, -1)
@@ -360,6 +373,30 @@ class Simulation:
         self._pods_bound -= 1
         self._move_request()
 
+    def binding_failed(self, pod: int, now: float, reason: str) -> None:
+        """The binding write of ``pod`` was rejected: forget the assumed pod (its resources
+        return) and retry it after the initial backoff, as kube-scheduler does."""
+        if self.state[pod] != BOUND:
+            return
+        self._release(pod, now)
+        self.node[pod] = -1
+        self.gpus.pop(pod, None)
+        self.scheduled_s[pod] = math.nan
+        self.released_s[pod] = math.nan
+        self.reason[pod] = reason
+        self.state[pod] = QUEUED
+        ev = self.env.timeout(self.cfg.initial_backoff_s)
+        ev.callbacks.append(lambda _e: self._requeue(pod))
+
+    def _requeue(self, pod: int) -> None:
+        if self.state[pod] != QUEUED:  # deleted while it waited
+            return
+        try:
+            self.queue.add(pod, self.priority[pod], self.env.now)
+        except ValueError:  # already back in the queue
+            return
+        self._kick()
+
     def _pod_terminal(self, pod: int, now: float) -> None:
         if self.state[pod] == BOUND:
             self._release(pod, now)
@@ -385,17 +422,26 @@ class Simulation:
         index = w.op_index.tolist()
         n = len(times)
         step = max(n // 200, 1)
+        cp = self.cp
         for i in range(n):
             t = times[i]
             if t > env.now:
                 yield env.timeout(t - env.now)
             op, k = ops[i], index[i]
             if op == POD_CREATE:
-                self._pod_create(k, t)
+                if cp is None:
+                    self._pod_create(k, t)
+                else:
+                    cp.on_pod_create(k, t)
             elif op == POD_DELETE:
-                self._pod_delete(k, t)
+                if cp is None:
+                    self._pod_delete(k, t)
+                else:
+                    cp.on_pod_delete(k, t)
             elif op == POD_TERMINAL:
                 self._pod_terminal(k, t)
+                if cp is not None:
+                    cp.on_pod_terminal(k)
             else:
                 self._node_op(op, k)
             if self.progress is not None and i % step == 0:
@@ -481,6 +527,9 @@ class Simulation:
             if deleted:  # deleted during its cycle: the assumed pod is forgotten
                 self._release(pod, now)
                 continue
+            if self.cp is not None:  # binding through the API client and the models
+                self.cp.on_scheduled(pod, now)
+                continue
             latency = self.cfg.bind_latency_s
             if latency > 0:
                 self._binds.append((now + latency, pod))
@@ -548,6 +597,8 @@ class Simulation:
         env.process(self._binder())
         env.process(self._leftover_flusher())
         env.process(self._sampler())
+        if self.cp is not None:
+            self.cp.start()
         end = self.w.duration_s
         # Events at exactly ``end`` are replayed too (run(until) stops before them).
         env.run(until=math.nextafter(end, math.inf))
@@ -582,6 +633,7 @@ class Simulation:
             schedule_wall_s=self.schedule_wall_s,
             config=asdict(self.cfg),
             end_s=end,
+            control=self.cp,
         )
 
 
@@ -644,6 +696,39 @@ def split_settings(scheduler: str, settings: dict[str, str]) -> tuple[EngineConf
     return EngineConfig(**engine), policy
 
 
+def split_profile_settings(
+    settings: dict[str, str], profile: str | None
+) -> tuple[dict[str, str], list[str]]:
+    """Separate control-plane overrides (``etcd.fsync_ms=2``, ``scheduler.client_qps=100``:
+    ``SECTION.KEY`` of :mod:`tracesim.models.params`) from engine/policy ``--set`` pairs.
+
+    ``scheduler.KEY`` is a profile parameter when KEY is one, else a policy option. Without a
+    profile, a control-plane key is an error naming ``--profile``.
+    """
+    import dataclasses
+
+    from ..models.params import SECTIONS
+
+    rest: dict[str, str] = {}
+    overrides: list[str] = []
+    for key, value in settings.items():
+        section = key.split(".", 1)[0]
+        is_model = section in SECTIONS and "." in key
+        if is_model and section == "scheduler":
+            sub = key.split(".")[1]
+            is_model = sub in {f.name for f in dataclasses.fields(SECTIONS["scheduler"])}
+        if not is_model:
+            rest[key] = value
+        elif profile is None:
+            raise TracesimError(
+                f"--set {key}: control-plane parameters need a profile; add --profile current "
+                "(or 2019-era, or a .toml file)"
+            )
+        else:
+            overrides.append(f"{key}={value}")
+    return rest, overrides
+
+
 def replay(
     trace: str,
     scheduler: str = "kube-default",
@@ -653,23 +738,48 @@ def replay(
     window: tuple[float, float | None] = (0.0, None),
     dilation: float = 1.0,
     progress: Callable[[float], None] | None = None,
+    profile: str | None = None,
 ) -> Any:
     """Replay ``trace`` with the policy ``scheduler``; returns a
     :class:`~tracesim.sim.results.ReplayResult` (tables + summary). ``settings`` are the
-    ``--set`` pairs (engine parameters and policy options)."""
+    ``--set`` pairs (engine parameters, policy options and, with ``profile``, control-plane
+    parameters ``SECTION.KEY``). ``profile`` (a shipped profile name or a ``.toml`` path)
+    turns on the control-plane models (:mod:`tracesim.sim.controlplane`); None = placement
+    only. Bad names or values raise :class:`TracesimError` before anything runs."""
+    from ..models.params import load_profile
     from ..models.registry import load_scheduler
     from .results import build_result
-    from .workload import load_workload
+    from .workload import load_trace_writes, load_workload
 
-    config, options = split_settings(scheduler, settings or {})
+    settings, overrides = split_profile_settings(dict(settings or {}), profile)
+    prof = load_profile(profile, overrides) if profile is not None else None
+    config, options = split_settings(scheduler, settings)
     try:
         policy = load_scheduler(scheduler, **options)
     except TypeError as exc:
         raise TracesimError(f"scheduler {scheduler!r}: bad option ({exc})") from None
     wall0 = time.perf_counter()
     workload = load_workload(trace, window=window, dilation=dilation)
+    writes = None
+    if prof is not None:
+        writes = load_trace_writes(
+            trace,
+            start=workload.start,
+            duration_s=workload.duration_s,
+            window=window,
+            dilation=dilation,
+            heartbeats_modelled=prof.workload.model_heartbeats,
+        )
     load_s = time.perf_counter() - wall0
-    sim = Simulation(workload, policy, seed=seed, config=config, progress=progress)
+    sim = Simulation(
+        workload,
+        policy,
+        seed=seed,
+        config=config,
+        progress=progress,
+        profile=prof,
+        writes=writes,
+    )
     try:
         out = sim.run()
     except ValueError as exc:  # a policy that cannot run on this workload (e.g. fgd, no GPUs)

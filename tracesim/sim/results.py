@@ -16,7 +16,7 @@ failed / deleted_pending) and ``reason`` (kube-scheduler's message for the last 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +47,18 @@ class ReplayResult:
     pods: pd.DataFrame
     timeseries: pd.DataFrame
     summary: dict[str, Any]
+    #: Control-plane tables (``--profile``): name -> table, written as ``name.parquet``.
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def write(self, out: str | Path) -> Path:
-        """Write ``pods.parquet``, ``timeseries.parquet`` and ``summary.json`` into ``out``."""
+        """Write ``pods.parquet``, ``timeseries.parquet``, the control-plane tables and
+        ``summary.json`` into ``out``."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         _write_parquet(self.pods, out / "pods.parquet")
         _write_parquet(self.timeseries, out / "timeseries.parquet")
+        for name, df in self.tables.items():
+            _write_parquet(df, out / f"{name}.parquet")
         (out / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
         return out
 
@@ -103,10 +108,23 @@ def build_result(
         }
     )
     ts = pd.DataFrame(out.samples, columns=list(SAMPLE_COLUMNS))
+    tables: dict[str, pd.DataFrame] = {}
+    if out.control is not None:
+        from .controlplane import control_tables
+
+        cp = out.control
+        pods["seen_s"] = np.asarray(cp.seen_s, float)[idx]
+        pods["running_s"] = np.asarray(cp.running_s, float)[idx]
+        pods["startup_s"] = pods["running_s"] - pods["created_s"]
+        tables = control_tables(cp)
     summary = summarize(pods, ts, out, scheduler=scheduler, seed=seed, trace=trace)
+    if out.control is not None:
+        from .controlplane import control_summary
+
+        summary["control_plane"] = control_summary(out.control, pods, tables)
     if extra:
         summary.update(extra)
-    return ReplayResult(pods, ts, summary)
+    return ReplayResult(pods, ts, summary, tables)
 
 
 def _ratio(used: float, alloc: float) -> float | None:

@@ -56,6 +56,7 @@ POD_COLUMNS = [
     "node_selector",
     "node_affinity",
     "tolerations",
+    "size_bytes",
 ]
 NODE_COLUMNS = [
     "ts",
@@ -113,6 +114,8 @@ class Workload:
     initial_node: np.ndarray  # object: node name bound at start (kept), else None
     initial_terminal: np.ndarray  # bool: already Succeeded/Failed at start
     constraints: list[PodConstraints]
+    size_bytes: np.ndarray  # JSON size of the pod object at its creation (trace size_bytes)
+    preexisting: np.ndarray  # bool: existed when the replay starts (LISTED or before window)
     # merged operations, in order
     op_t_s: np.ndarray
     op: np.ndarray
@@ -440,6 +443,8 @@ def _pod_ops(
         "initial_node": init_node[pod_rows],
         "initial_terminal": init_terminal[pod_rows],
         "constraints": constraints,
+        "size_bytes": _ints(sub, "size_bytes"),
+        "preexisting": (initially | (create_t < 0))[pod_rows],
     }
     # Operations: create (at the window start for pods alive then), terminal, delete.
     m = len(pod_rows)
@@ -474,3 +479,161 @@ def _pod_ops(
 def _count(issues: dict[str, int], name: str, count: int) -> None:
     if count:
         issues[name] = issues.get(name, 0) + count
+
+
+#: Trace kinds whose rows the control-plane replay models itself (never replayed as writes).
+MODELLED_KINDS = ("Pod",)
+#: Kinds the kubelet model writes when it generates heartbeats.
+HEARTBEAT_KINDS = ("Node", "Lease")
+#: Events the scheduler model writes itself (``detail`` = the Event's reason in traces that
+#: carry it, e.g. synthetic ones): their rows are not replayed again.
+SCHEDULER_EVENT_REASONS = ("Scheduled",)
+_IRREGULAR = {"Endpoints": "endpoints"}
+
+
+def resource_of(kind: str) -> str:
+    """The API resource (lower-case plural) of a kind: Event -> events, Ingress -> ingresses."""
+    if kind in _IRREGULAR:
+        return _IRREGULAR[kind]
+    low = kind.lower()
+    if low.endswith("y") and not low.endswith(("ay", "ey", "oy", "uy")):
+        return low[:-1] + "ies"
+    if low.endswith(("s", "x", "ch", "sh")):
+        return low + "es"
+    return low + "s"
+
+
+@dataclass
+class TraceWrites:
+    """The trace's other writes (not pods; nodes/leases only without modelled heartbeats), as
+    arrays in time order. ``op``: 0 create, 1 update, 2 delete (etcd op codes); ``key``: an
+    integer per object, unique within its kind; ``t_s`` replay time (<= 0: existed at start,
+    preloaded into etcd)."""
+
+    kinds: list[str]  # kind code -> kind name
+    kind: np.ndarray  # int16 codes into ``kinds``
+    t_s: np.ndarray
+    op: np.ndarray  # int8
+    key: np.ndarray  # int64
+    size_bytes: np.ndarray  # float64, JSON bytes
+    namespaced: np.ndarray  # bool
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.t_s)
+
+
+WRITE_COLUMNS = ["ts", "seq", "kind", "event_type", "namespace", "name", "uid", "size_bytes"]
+
+
+def load_trace_writes(
+    trace: Trace | str,
+    *,
+    start: str,
+    duration_s: float,
+    window: tuple[float, float | None] = (0.0, None),
+    dilation: float = 1.0,
+    heartbeats_modelled: bool = True,
+) -> TraceWrites:
+    """Every write of ``trace`` the control-plane replay does not model itself.
+
+    ``start`` is :attr:`Workload.start` (ISO time of replay second 0). An object's first row
+    creates it (a first ``MODIFIED`` too: the trace started mid-life), ``DELETED`` deletes it;
+    rows at or before the window start are its initial state (preloaded). Scheduler Events
+    (:data:`SCHEDULER_EVENT_REASONS`, when the trace records reasons in ``detail``) and GAP
+    markers are skipped and counted in :attr:`TraceWrites.skipped`.
+    """
+    import pandas as pd
+
+    tr = open_trace(trace) if isinstance(trace, str) else trace
+    skip = set(MODELLED_KINDS) | (set(HEARTBEAT_KINDS) if heartbeats_modelled else set())
+    kinds = sorted(k for k in (tr.manifest.get("kinds") or {}) if k not in skip)
+    empty = TraceWrites(
+        [],
+        *(np.zeros(0, dt) for dt in (np.int16, float, np.int8, np.int64)),
+        np.zeros(0),
+        np.zeros(0, bool),
+    )
+    if not kinds:
+        return empty
+    cols = list(WRITE_COLUMNS)
+    has_detail = "detail" in tr.to_arrow(kinds=kinds[:1], columns=["detail"]).column_names
+    if has_detail:
+        cols.append("detail")
+    t = tr.to_arrow(kinds=kinds, columns=cols)
+    if t.num_rows == 0:
+        return empty
+    skipped: dict[str, int] = {}
+    etype = _objs(t, "event_type")
+    keep = etype != "GAP"
+    _count(skipped, "gap_markers", int((~keep).sum()))
+    kind = _objs(t, "kind")
+    ns = _objs(t, "namespace")
+    # One integer per object: kind|uid, or kind|namespace/name without a uid.
+    ns_name = pc.binary_join_element_wise(
+        pc.fill_null(t.column("namespace"), ""), pc.fill_null(t.column("name"), ""), "/"
+    )
+    full_key = pc.binary_join_element_wise(
+        t.column("kind"), pc.coalesce(t.column("uid"), ns_name), "|"
+    )
+    enc = pc.dictionary_encode(full_key).combine_chunks()
+    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    if has_detail:
+        detail = _objs(t, "detail")
+        sched = (kind == "Event") & np.isin(detail.astype(str), SCHEDULER_EVENT_REASONS)
+        drop = np.isin(codes, np.unique(codes[sched]))
+        _count(skipped, "scheduler_events", int((drop & keep).sum()))
+        keep &= ~drop
+    t0_us = int(pd.Timestamp(start).value // 1000)
+    t_s = (t.column("ts").cast(pa.int64()).to_numpy() - t0_us) / 1e6
+    w1 = window[1]
+    end = duration_s * dilation
+    keep &= (t_s < end) if w1 is not None else (t_s <= end)
+    rows = np.flatnonzero(keep)
+    codes, t_s, etype, kind = codes[rows], t_s[rows], etype[rows], kind[rows]
+    seq = _ints(t, "seq")[rows]
+    sizes = _ints(t, "size_bytes")[rows].astype(float)
+    namespaced = ~pd.isna(ns[rows])
+    order = np.lexsort((seq, t_s))
+    codes, t_s, etype, kind, sizes, namespaced = (
+        a[order] for a in (codes, t_s, etype, kind, sizes, namespaced)
+    )
+    op = np.where(etype == "DELETED", 2, 1).astype(np.int8)
+    # First row of each object creates it (LISTED, ADDED or a first MODIFIED).
+    _, first = np.unique(codes, return_index=True)
+    first_row = np.zeros(len(codes), bool)
+    first_row[first] = True
+    _count(skipped, "delete_of_unknown_object", int((first_row & (op == 2)).sum()))
+    op[first_row & (op != 2)] = 0
+    valid = ~(first_row & (op == 2))
+    # Rows at or before the replay start are the initial state: keep only each object's last.
+    before = t_s <= 0
+    if before.any():
+        last_before = np.zeros(len(codes), bool)
+        idx = np.flatnonzero(before)
+        _, last = np.unique(codes[idx][::-1], return_index=True)
+        last_before[idx[::-1][last]] = True
+        gone_at_start = np.zeros(len(codes), bool)
+        dead = idx[::-1][last][op[idx[::-1][last]] == 2]
+        gone_at_start[dead] = True
+        valid &= ~before | (last_before & ~gone_at_start)
+        op[before & valid] = 0
+        # An object deleted before the start and re-created later: its next row creates it.
+        dead_codes = codes[dead]
+        later_first = np.zeros(len(codes), bool)
+        after = np.flatnonzero(~before & np.isin(codes, dead_codes))
+        if len(after):
+            _, f = np.unique(codes[after], return_index=True)
+            later_first[after[f]] = True
+            op[later_first & (op != 2)] = 0
+    kind_codes, kind_names = _factorize(kind)
+    return TraceWrites(
+        kinds=[str(k) for k in kind_names],
+        kind=kind_codes[valid].astype(np.int16),
+        t_s=np.maximum(t_s[valid], 0.0) / dilation,
+        op=op[valid],
+        key=codes[valid],
+        size_bytes=sizes[valid],
+        namespaced=namespaced[valid],
+        skipped=skipped,
+    )

@@ -1,0 +1,142 @@
+"""Benchmark: the standard control-plane scenario replayed through all models.
+
+Usage: ``.venv/bin/python benchmarks/bench_scenario.py [--nodes 10000] [--duration 1h]
+[--scaling 1000,5000,10000,20000] [--scaling-duration 10m] [--bucket-ms 250] [--append-docs]``
+
+1. **Standard scenario** (issue 4): ``tracesim synth --nodes 10000 --duration 1h --burst-pods
+   10000`` (Lease heartbeats, steady churn ~20 pods/s, a burst of 10,000 pods) replayed with
+   ``--profile current`` (every model: APF, etcd, watch fan-out, kubelet heartbeats, scheduler
+   timing and client). Figures: wall time (trace loading included), peak RSS of the process,
+   simulated seconds per wall second. Target: <= 30 s, < 2 GB.
+2. **Baseline, same run**: the same trace replayed placement only (no ``--profile``), so the
+   ratio shows what the control-plane models cost on top of the engine.
+3. **Scaling**: simulated seconds per wall second at 1k, 5k, 10k and 20k nodes (shorter
+   traces, same generator settings).
+
+``--bucket-ms`` sets both ``workload.request_bucket_ms`` and ``kubelet.stream_bucket_ms`` (the
+batching resolution; see docs/performance.md for the accuracy cost). ``--append-docs`` appends
+the figures to docs/performance.md under "## Standard scenario" (append only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TRACESIM = [sys.executable, "-m", "tracesim"]
+
+
+def synth(out: Path, nodes: int, duration: str, burst: int) -> None:
+    cmd = [*TRACESIM, "synth", "--nodes", str(nodes), "--duration", duration, "-q"]
+    cmd += ["--burst-pods", str(burst), "--out", str(out), "--force"]
+    subprocess.run(cmd, check=True)
+
+
+CHILD = """
+import json, resource, sys, time
+from tracesim.sim.engine import replay
+trace, profile, bucket = sys.argv[1], sys.argv[2], sys.argv[3]
+t = time.perf_counter()
+settings = {}
+if profile != "none":
+    settings = {"workload.request_bucket_ms": bucket, "kubelet.stream_bucket_ms": bucket}
+r = replay(trace, profile=None if profile == "none" else profile, settings=settings)
+wall = time.perf_counter() - t
+s = r.summary
+cp = s.get("control_plane") or {}
+print(json.dumps({
+    "wall_s": wall,
+    "load_s": s["load_wall_s"],
+    "sim_s": s["simulated_s"],
+    "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "requests": (cp.get("requests") or {}).get("submitted"),
+    "bottleneck": (cp.get("bottleneck") or {}).get("component"),
+    "sched_p99_s": s["scheduling_latency_s"]["p99"],
+    "startup_p99_s": (cp.get("pod_startup_s") or {}).get("p99"),
+    "db_mib": (cp.get("etcd") or {}).get("db_size_bytes", 0) / 2**20,
+}))
+"""
+
+
+def run(trace: Path, profile: str, bucket_ms: float) -> dict:
+    """One replay in a fresh process (its peak RSS is the replay's)."""
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(trace), profile, str(bucket_ms)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--nodes", type=int, default=10_000)
+    ap.add_argument("--duration", default="1h")
+    ap.add_argument("--burst", type=int, default=10_000)
+    ap.add_argument("--scaling", default="1000,5000,10000,20000")
+    ap.add_argument("--scaling-duration", default="10m")
+    ap.add_argument("--bucket-ms", type=float, default=250.0)
+    ap.add_argument("--append-docs", action="store_true")
+    args = ap.parse_args()
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = Path(tmp) / "standard"
+        t0 = time.perf_counter()
+        synth(trace, args.nodes, args.duration, args.burst)
+        synth_s = time.perf_counter() - t0
+        full = run(trace, "current", args.bucket_ms)
+        base = run(trace, "none", args.bucket_ms)
+        ratio = full["wall_s"] / base["wall_s"]
+        print(f"standard scenario ({args.nodes} nodes, {args.duration}; synth {synth_s:.1f} s)")
+        print(f"  all models : {json.dumps(full)}")
+        print(f"  placement  : {json.dumps(base)}")
+        print(f"  ratio models / placement-only wall time: x{ratio:.2f}")
+        lines += [
+            f"Run of {date.today().isoformat()} ({platform.machine()}, Python "
+            f"{platform.python_version()}), `python benchmarks/bench_scenario.py "
+            f"--bucket-ms {args.bucket_ms:g}`:",
+            "",
+            "| run | wall (load incl.) | sim s / wall s | peak RSS | requests | notes |",
+            "| --- | ---: | ---: | ---: | ---: | --- |",
+            f"| {args.nodes:,} nodes, {args.duration}, burst {args.burst:,}, profile current "
+            f"| {full['wall_s']:.1f} s | {full['sim_s'] / full['wall_s']:.0f} "
+            f"| {full['rss_mib']:.0f} MiB | {full['requests']:,} "
+            f"| bottleneck {full['bottleneck']}; scheduling p99 {full['sched_p99_s']:.2f} s; "
+            f"startup p99 {full['startup_p99_s']} s; etcd {full['db_mib']:.0f} MiB |",
+            f"| same trace, placement only (baseline) | {base['wall_s']:.1f} s "
+            f"| {base['sim_s'] / base['wall_s']:.0f} | {base['rss_mib']:.0f} MiB | - "
+            f"| ratio all models / baseline: x{ratio:.2f} |",
+            "",
+            "| nodes | span | wall | sim s / wall s | peak RSS |",
+            "| ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for n in [int(x) for x in args.scaling.split(",") if x]:
+            tr = Path(tmp) / f"s{n}"
+            synth(tr, n, args.scaling_duration, 0)
+            r = run(tr, "current", args.bucket_ms)
+            rate = r["sim_s"] / r["wall_s"]
+            print(f"  {n:>6} nodes: {rate:.0f} sim s / wall s ({json.dumps(r)})")
+            lines.append(
+                f"| {n:,} | {args.scaling_duration} | {r['wall_s']:.1f} s | {rate:.0f} "
+                f"| {r['rss_mib']:.0f} MiB |"
+            )
+    if args.append_docs:
+        doc = ROOT / "docs" / "performance.md"
+        with doc.open("a") as f:
+            f.write("\n" + "\n".join(lines) + "\n")
+        print(f"appended to {doc}")
+
+
+if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    main()
