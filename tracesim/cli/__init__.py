@@ -29,15 +29,29 @@ def _register() -> None:
         record,
         repair,
         replay,
+        report,
         scale,
         serve,
+        sweep,
         synth,
         window,
     )
 
-    for module in (info, serve, synth, experiment, importer, record, repair, replay):
-        cli.add_command(module.command)
-    for module in (scale, window):
+    # In the order of the data flow: traces, transforms, replays, analysis.
+    for module in (
+        info,
+        synth,
+        record,
+        repair,
+        serve,
+        scale,
+        window,
+        importer,
+        replay,
+        experiment,
+        sweep,
+        report,
+    ):
         cli.add_command(module.command)
 
 
