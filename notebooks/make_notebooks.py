@@ -140,6 +140,104 @@ GPU = [
 ]
 
 
+BOTTLENECK = [
+    new_markdown_cell(
+        "# Find the bottleneck\n\n"
+        "A sweep of a synthetic trace from small to large clusters under two control-plane "
+        "profiles (`2019-era`: NodeStatus heartbeats, array freelist, LIST from etcd, 2 GiB "
+        "quota; `current`: Leases, hashmap freelist, consistent reads from cache, APF), then the "
+        "same analysis as `tracesim bottlenecks`: which component saturates first, at what size, "
+        "which SLO breaks there and what loads the component. `TRACESIM_NOTEBOOK_QUICK=1` (used "
+        "in CI) sweeps 50-200 nodes; the default sweeps 1,000-20,000 nodes (tens of minutes)."
+    ),
+    new_code_cell(
+        "import os\n"
+        "import tempfile\n"
+        "from pathlib import Path\n\n"
+        "import matplotlib.pyplot as plt\n"
+        "import pandas as pd\n\n"
+        "from tracesim.analysis import bottleneck as bn\n"
+        "from tracesim.analysis.sweep import SweepSpec, run_sweep\n"
+        "from tracesim.sources.synth import SynthConfig, synthesize\n\n"
+        "QUICK = os.environ.get('TRACESIM_NOTEBOOK_QUICK') == '1'\n"
+        "SIZES = [50, 100, 200] if QUICK else [1000, 2000, 5000, 10000, 20000]\n"
+        "PROFILES = ['2019-era', 'current']\n"
+        "DURATION_S = 600.0  # ten simulated minutes: two 5-minute SLO windows\n"
+        "JOBS = int(os.environ.get('TRACESIM_JOBS', '2'))\n"
+        "WORK = Path(os.environ.get('TRACESIM_NOTEBOOK_OUT') or tempfile.mkdtemp(prefix='bn-'))\n"
+        "print('sizes', SIZES, 'profiles', PROFILES, 'in', WORK)"
+    ),
+    new_markdown_cell(
+        "## The sweep\n\n"
+        "A base trace at the smallest size, scaled to each size by the sweep (`tracesim sweep`). "
+        "Finished runs are kept: running the cell again resumes an interrupted sweep."
+    ),
+    new_code_cell(
+        "base = WORK / 'trace'\n"
+        "if not (base / 'manifest.json').exists():\n"
+        "    synthesize(SynthConfig(nodes=SIZES[0], duration_s=DURATION_S, seed=1), base)\n"
+        "spec = SweepSpec(trace=str(base), nodes=SIZES, profiles=PROFILES)\n"
+        "result = run_sweep(spec, WORK / 'sweep', jobs=JOBS)\n"
+        "print(f'{result.ran} runs in {result.wall_s:.0f} s ({result.skipped} already done)')"
+    ),
+    new_markdown_cell(
+        "## The verdict\n\n"
+        "Per profile: the first component to saturate (utilisation >= 0.9 for a minute, a queue "
+        "growing without bound, or requests rejected because it is full) and what loads it; "
+        "per SLO: the size at which it first breaks (the knee) and the component responsible."
+    ),
+    new_code_cell(
+        "sweep = bn.analyze_sweep(WORK / 'sweep')\n"
+        "for sentence in sweep.sentences:\n"
+        "    print(sentence)\n"
+        "tables = bn.sweep_tables(sweep)\n"
+        "tables['SLO knees per variant']"
+    ),
+    new_code_cell("tables['Verdict per run']"),
+    new_markdown_cell(
+        "## Curves, SLO lines and knees\n\n"
+        "Worst 99th percentile per SLO against cluster size, one line per profile; dashed: the "
+        "SLO; X: the knee (where the curve crosses the SLO, or bends)."
+    ),
+    new_code_cell("fig = bn.plot_sweep(sweep)"),
+    new_markdown_cell(
+        "## The largest run of each profile, in detail\n\n"
+        "Utilisation of each component over time, and the contributors to the load of the "
+        "component responsible, by request category."
+    ),
+    new_code_cell(
+        "largest = sweep.runs.sort_values('nodes').groupby('variant').tail(1)\n"
+        "fig, axes = plt.subplots(1, len(largest), figsize=(7 * len(largest), 4), squeeze=False)\n"
+        "for ax, (_, row) in zip(axes[0], largest.iterrows(), strict=True):\n"
+        "    an = sweep.analyses[row['run_id']]\n"
+        "    print(f\"{row['variant']} at {row['nodes']:,} nodes:\")\n"
+        "    for sentence in an.sentences:\n"
+        "        print('  ', sentence)\n"
+        "    comp = pd.read_parquet(Path(an.path) / 'components.parquet')\n"
+        "    comp['metric'] = comp['metric'].astype(str)\n"
+        "    top = an.components.dropna(subset=['util_metric']).head(5)\n"
+        "    for _, c in top.iterrows():\n"
+        "        s = comp[comp['metric'] == c['util_metric']]\n"
+        "        ax.plot(s['t_s'] / 60, s['value'], label=c['name'])\n"
+        "    ax.axhline(bn.UTIL_THRESHOLD, color='black', linestyle='--', linewidth=1)\n"
+        "    ax.set(title=f\"{row['variant']}, {row['nodes']:,} nodes\", xlabel='minutes',\n"
+        "           ylabel='utilisation')\n"
+        "    ax.legend(fontsize=7)"
+    ),
+    new_code_cell(
+        "contrib = {}\n"
+        "for _, row in largest.iterrows():\n"
+        "    an = sweep.analyses[row['run_id']]\n"
+        "    etcd = bn.contributors(an.categories, 'etcd.leader')\n"
+        "    contrib[row['variant']] = etcd.set_index('category')['bytes_share'].round(3)\n"
+        "mix = pd.DataFrame(contrib).fillna(0.0)\n"
+        "print('share of etcd write bytes by category (largest run per profile)')\n"
+        "assert mix.loc['NodeStatus', '2019-era'] > mix.loc['NodeStatus', 'current']\n"
+        "mix"
+    ),
+]
+
+
 def write(name: str, cells: list) -> Path:
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {
@@ -147,6 +245,9 @@ def write(name: str, cells: list) -> Path:
         "display_name": "Python 3",
         "language": "python",
     }
+    stem = name.split("-", 1)[0]
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"nb{stem}-{i:02d}"  # stable ids: regenerating changes nothing but edits
     path = HERE / name
     nbformat.write(nb, path)
     # The cells above are written for reading here; ruff gives them the project's style.
@@ -155,5 +256,9 @@ def write(name: str, cells: list) -> Path:
 
 
 if __name__ == "__main__":
-    for name, cells in (("01-explore-trace.ipynb", EXPLORE), ("03-gpu-fragmentation.ipynb", GPU)):
+    for name, cells in (
+        ("01-explore-trace.ipynb", EXPLORE),
+        ("02-find-the-bottleneck.ipynb", BOTTLENECK),
+        ("03-gpu-fragmentation.ipynb", GPU),
+    ):
         print(write(name, cells))

@@ -57,3 +57,21 @@ def test_gpu_fragmentation_notebook() -> None:
     )
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "fewest unallocated GPUs at x=100: fgd" in text
+
+
+@pytest.mark.slow
+def test_find_the_bottleneck_notebook(tmp_path: Path) -> None:
+    nb = execute(
+        "02-find-the-bottleneck.ipynb",
+        {
+            "TRACESIM_NOTEBOOK_QUICK": "1",
+            "TRACESIM_NOTEBOOK_OUT": str(tmp_path),
+            "TRACESIM_JOBS": "2",
+        },
+    )
+    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "6 runs in" in text
+    assert "2019-era (50-200 nodes)" in text and "current (50-200 nodes)" in text
+    assert "share of etcd write bytes by category" in text
+    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 2  # the sweep curves and the utilisation over time

@@ -173,7 +173,7 @@ def run_sections(run_dir: str | Path, *, label: str = "") -> list[Section]:
     summary = json.loads(path.read_text())
     plt = _plt()
     suffix = f" ({label})" if label else ""
-    sections = [_verdict_section(summary, suffix)]
+    sections = [_verdict_section(summary, suffix), _bottleneck_section(run_dir, suffix)]
 
     # Latency distributions.
     lat = Section(f"Latency distributions{suffix}")
@@ -352,6 +352,22 @@ def run_sections(run_dir: str | Path, *, label: str = "") -> list[Section]:
 def _slug(text: str) -> str:
     s = "".join(ch if ch.isalnum() else "-" for ch in text).strip("-")
     return f"-{s}" if s else ""
+
+
+def _bottleneck_section(run_dir: Path, suffix: str) -> Section:
+    """The bottleneck analysis (:mod:`tracesim.analysis.bottleneck`): what saturates first,
+    when, the SLOs violated and when, and what loads the responsible component."""
+    from .bottleneck import analyze_run, run_tables
+
+    sec = Section(f"Bottleneck analysis{suffix}")
+    try:
+        an = analyze_run(run_dir)
+    except TracesimError as exc:
+        sec.missing.append(f"bottleneck analysis: {exc}")
+        return sec
+    sec.text += an.sentences
+    sec.tables += list(run_tables(an).items())
+    return sec
 
 
 def _verdict_section(summary: dict[str, Any], suffix: str) -> Section:
@@ -617,6 +633,14 @@ def sweep_sections(sweep_dir: str | Path) -> list[Section]:
         verdict.missing.append(
             "bottleneck hints (control_plane.bottleneck): the sweep ran without --profile"
         )
+    from .bottleneck import analyze_sweep, sweep_tables
+
+    try:
+        sa = analyze_sweep(sweep_dir)
+        verdict.text = sa.sentences + verdict.text
+        verdict.tables += list(sweep_tables(sa).items())
+    except TracesimError as exc:
+        verdict.missing.append(f"bottleneck analysis: {exc}")
     sections += [curves, verdict]
     # The largest finished run, in detail.
     biggest = df.sort_values(["nodes", "run_id"]).iloc[-1]

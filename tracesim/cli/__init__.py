@@ -23,6 +23,7 @@ def cli() -> None:
 
 def _register() -> None:
     from . import (
+        bottlenecks,
         experiment,
         importer,
         info,
@@ -50,6 +51,7 @@ def _register() -> None:
         replay,
         experiment,
         sweep,
+        bottlenecks,
         report,
     ):
         cli.add_command(module.command)
