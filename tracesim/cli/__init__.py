@@ -24,6 +24,7 @@ def cli() -> None:
 def _register() -> None:
     from . import (
         bottlenecks,
+        calibrate,
         experiment,
         importer,
         info,
@@ -53,6 +54,7 @@ def _register() -> None:
         sweep,
         bottlenecks,
         report,
+        calibrate,
     ):
         cli.add_command(module.command)
 

@@ -1,0 +1,355 @@
+"""`tracesim calibrate etcd` against a real etcd (Debian's etcd-server), and the fitting.
+
+The etcd tests skip (with a message) only when the etcd binary is missing; CI installs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from etcd_server import EtcdServer, etcd_binary
+
+from tracesim.calibrate import Plan, calibrate_etcd, report_dir_for
+from tracesim.calibrate.client import EtcdClient, EtcdError, EtcdNoSpace, prefix_end
+from tracesim.calibrate.fit import assign_roles, fit, profile_text, write_profile
+from tracesim.calibrate.validate import compare, simulate_reads, simulate_writes
+from tracesim.calibrate.workload import ROOT, Calibration
+from tracesim.errors import TracesimError
+from tracesim.models.params import EtcdParams, load_profile
+
+needs_etcd = pytest.mark.skipif(
+    etcd_binary() is None, reason="etcd binary not found: apt-get install etcd-server"
+)
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+async def _all_keys(url: str) -> int:
+    async with EtcdClient(url) as c:
+        return await c.count(b"\0", b"\0")
+
+
+async def _alarms(url: str) -> list:
+    async with EtcdClient(url) as c:
+        return await c.alarms()
+
+
+async def _put(url: str, key: bytes, value: bytes) -> None:
+    async with EtcdClient(url) as c:
+        await c.put(key, value)
+
+
+async def _delete_all(url: str) -> None:
+    async with EtcdClient(url) as c:
+        await c.call("kv/deleterange", {"key": "AA==", "range_end": "AA=="})  # every key
+
+
+@pytest.fixture(scope="module")
+def etcd():
+    if etcd_binary() is None:
+        pytest.skip("etcd binary not found: apt-get install etcd-server")
+    with EtcdServer() as server:
+        yield server
+
+
+# --------------------------------------------------------------------------- pure functions
+
+
+def test_prefix_end_selects_exactly_the_prefix():
+    assert prefix_end(b"/a/") == b"/a0"
+    assert prefix_end(b"a\xff") == b"b"
+    assert prefix_end(b"\xff\xff") == b"\0"
+    keys = [b"/a/", b"/a/x", b"/a0", b"/a", b"/b"]
+    inside = [k for k in keys if b"/a/" <= k < prefix_end(b"/a/")]
+    assert inside == [b"/a/", b"/a/x"]
+
+
+def test_endpoint_must_be_a_url_with_port():
+    with pytest.raises(EtcdError, match="not a URL with a port"):
+        EtcdClient("127.0.0.1:2379")
+    with pytest.raises(EtcdError, match="not a URL with a port"):
+        EtcdClient("http://localhost")
+
+
+def test_model_replay_closed_loop_obeys_littles_law():
+    # In a closed loop with zero think time, concurrency = throughput x mean latency.
+    p = EtcdParams(fsync_ms=0.5, apply_us_per_request=100.0, client_rtt_ms=0.2)
+    for conc in (1, 8, 64):
+        sim = simulate_writes(p, conc, 400, 2000)
+        assert sim.throughput_per_s * sim.mean_ms / 1e3 == pytest.approx(conc, rel=0.05)
+    # Saturation: throughput approaches 1 / per-request cost, latency grows with concurrency.
+    s1, s256 = simulate_writes(p, 1, 400, 500), simulate_writes(p, 256, 400, 5000)
+    assert s256.throughput_per_s > 5 * s1.throughput_per_s
+    assert s256.throughput_per_s < 1e6 / (p.apply_us_per_request + 400 * p.ns_per_byte / 1e3)
+    r1 = simulate_reads(p, 1, 100, 1000, 200, linearizable=False)
+    r1_lin = simulate_reads(p, 1, 100, 1000, 200, linearizable=True)
+    assert r1_lin.mean_ms - r1.mean_ms == pytest.approx(p.peer_rtt_ms, rel=1e-6)
+
+
+def _synthetic_points(truth: EtcdParams) -> pd.DataFrame:
+    """What the harness would measure if etcd were exactly the model with ``truth``."""
+    rows = []
+    for size_class, size, levels in (
+        ("lease", 400, (1, 2, 4, 16, 64)),
+        ("node", 16_000, (1, 4, 16, 64)),
+        ("large", 1_000_000, (1, 2, 4)),
+    ):
+        for c in levels:
+            n = 24 if size_class == "large" else 600
+            sim = simulate_writes(truth, c, size, n)
+            rows.append(("write", "put", "", size_class, size, 1, c, sim))
+    for cons in ("serializable", "linearizable"):
+        for c in (1, 4, 8, 32):
+            sim = simulate_reads(truth, c, 1, 1000, 600, cons == "linearizable")
+            rows.append(("read", "get", cons, "read", 1000, 1, c, sim))
+        for k in (10, 100, 1000):
+            sim = simulate_reads(truth, 1, k, 1000, 100, cons == "linearizable")
+            rows.append(("read", "range", cons, "read", 1000, k, 1, sim))
+    out = []
+    for i, (phase, op, cons, sc, size, keys, c, sim) in enumerate(rows):
+        out.append(
+            dict(
+                point=i,
+                phase=phase,
+                op=op,
+                consistency=cons,
+                size_class=sc,
+                value_bytes=size,
+                keys_per_request=keys,
+                concurrency=c,
+                errors=0,
+                requests=len(sim.latency_s),
+                duration_s=sim.elapsed_s,
+                mean_ms=sim.mean_ms,
+                p99_ms=sim.p99_ms,
+                throughput_per_s=sim.throughput_per_s,
+            )
+        )
+    return pd.DataFrame(out)
+
+
+@pytest.mark.slow
+def test_fit_recovers_the_parameters_of_a_model_etcd():
+    # Measurements generated by the model itself: the fit must find the generating values.
+    truth = dataclasses.replace(
+        EtcdParams(),
+        client_rtt_ms=0.25,
+        peer_rtt_ms=0.1,
+        fsync_ms=0.8,
+        apply_us_per_request=150.0,
+        ns_per_byte=20.0,
+        read_concurrency=1,
+        range_base_us=200.0,
+        range_us_per_object=15.0,
+    )
+    points = assign_roles(_synthetic_points(truth))
+    maintenance = {"revisions_compacted": 10_000, "compaction_s": 0.12}
+    maintenance.update(db_size_after_compaction_bytes=2**28, defrag_s=0.5)
+    result = fit(points, maintenance, max_evals=80)
+    v = result.values
+    assert v["client_rtt_ms"] == pytest.approx(0.25, rel=0.05)
+    assert v["peer_rtt_ms"] == pytest.approx(0.1, rel=0.05)
+    assert v["read_concurrency"] == 1
+    assert v["range_us_per_object"] == pytest.approx(15.0, rel=0.1)
+    assert v["apply_us_per_request"] == pytest.approx(150.0, rel=0.15)
+    assert v["ns_per_byte"] == pytest.approx(20.0, rel=0.15)
+    assert v["fsync_ms"] == pytest.approx(0.8, rel=0.3)
+    # compaction: 10 chunks of 1,000 revisions with 10 ms sleeps between them.
+    assert v["compaction_us_per_revision"] == pytest.approx((0.12 - 0.09) / 10_000 * 1e6)
+    assert v["defrag_s_per_gib"] == pytest.approx(2.0)
+    table = compare(result.params, points)
+    held = table[table["role"] == "validate"]
+    assert len(held) >= 5
+    assert (held["mean_ms_error"].abs() < 0.1).all()
+    assert (held["throughput_per_s_error"].abs() < 0.1).all()
+
+
+def test_profile_is_loadable_and_written_atomically(tmp_path):
+    values = {"fsync_ms": 0.7, "apply_us_per_request": 123.0, "read_concurrency": 3}
+    params = dataclasses.replace(EtcdParams(), **values)
+    from tracesim.calibrate.fit import FitResult
+
+    res = FitResult(values, params, 0.0, 0)
+    path = write_profile(tmp_path / "p.toml", profile_text(res, {"endpoint": "http://x:1"}))
+    loaded = load_profile(str(path)).etcd
+    assert (loaded.fsync_ms, loaded.apply_us_per_request, loaded.read_concurrency) == (
+        0.7,
+        123.0,
+        3,
+    )
+    # A profile the params module rejects is never left behind, under any name.
+    bad = profile_text(res, {}).replace("read_concurrency = 3", "read_concurrency = 0")
+    with pytest.raises(TracesimError, match="read_concurrency"):
+        write_profile(tmp_path / "bad.toml", bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.toml"]
+
+
+def test_roles_hold_out_every_other_concurrency_but_keep_the_highest():
+    pts = pd.DataFrame(
+        dict(
+            point=range(5),
+            phase="write",
+            op="put",
+            consistency="",
+            size_class="lease",
+            keys_per_request=1,
+            concurrency=[1, 2, 4, 8, 16],
+        )
+    )
+    roles = assign_roles(pts).set_index("concurrency")["role"].to_dict()
+    assert roles == {1: "fit", 2: "validate", 4: "fit", 8: "validate", 16: "fit"}
+
+
+# --------------------------------------------------------------------------- real etcd
+
+
+@pytest.mark.slow
+@needs_etcd
+def test_tiny_calibration_writes_profile_and_report_and_cleans_up(etcd, tmp_path):
+    out = tmp_path / "cal" / "etcd.toml"
+    res = calibrate_etcd(etcd.url, out, plan=Plan.tiny(), max_evals=8)
+    assert out.is_file()
+    prof = load_profile(str(out)).etcd
+    assert prof.fsync_ms == pytest.approx(res.fit.values["fsync_ms"], rel=1e-4)
+    assert prof.client_rtt_ms > 0
+    report = report_dir_for(out)
+    for name in ("points.parquet", "samples.parquet", "validation.parquet", "validation.png"):
+        assert (report / name).is_file(), name
+    pts = pd.read_parquet(report / "points.parquet")
+    assert {"write", "read", "watch"} <= set(pts["phase"])
+    assert (pts["requests"] > 0).all()
+    assert (pts["p99_ms"] >= pts["p50_ms"]).all()
+    watch = pts[(pts["phase"] == "watch") & (pts["op"] == "deliver")].iloc[0]
+    assert watch["errors"] == 0  # every watcher got every event
+    assert watch["requests"] == Plan.tiny().watchers * Plan.tiny().watch_events
+    m = res.measurements.maintenance
+    assert m["revisions_per_put"] == pytest.approx(1.0)
+    assert m["db_size_after_compaction_bytes"] >= m["db_in_use_after_compaction_bytes"]
+    assert m["db_size_after_defrag_bytes"] < m["db_size_before_bytes"]
+    samples = pd.read_parquet(report / "samples.parquet")
+    assert len(samples) == pts["requests"].sum()
+    assert _run(_all_keys(etcd.url)) == 0
+
+
+@pytest.mark.slow
+@needs_etcd
+def test_refuses_an_etcd_with_foreign_keys_unless_told(etcd, tmp_path):
+    _run(_put(etcd.url, b"/registry/pods/default/x", b"{}"))
+    try:
+        with pytest.raises(EtcdError, match="1 keys that tracesim did not create"):
+            calibrate_etcd(etcd.url, tmp_path / "p.toml", plan=Plan.tiny(), max_evals=4)
+        assert not (tmp_path / "p.toml").exists()
+        assert _run(_all_keys(etcd.url)) == 1
+        calibrate_etcd(
+            etcd.url, tmp_path / "p.toml", plan=Plan.tiny(), allow_foreign_keys=True, max_evals=4
+        )
+        assert (tmp_path / "p.toml").is_file()
+        assert _run(_all_keys(etcd.url)) == 1  # the foreign key is untouched, ours are gone
+    finally:
+        _run(_delete_all(etcd.url))
+
+
+@needs_etcd
+def test_cancelled_run_deletes_what_it_wrote(etcd):
+    async def go():
+        async with EtcdClient(etcd.url) as c:
+            cal = Calibration(c, Plan(point_s=0.5, large_concurrency=(1,)))
+            task = asyncio.create_task(cal.run())
+            while await c.count(ROOT, prefix_end(ROOT)) == 0:  # until it has written
+                if task.done():
+                    task.result()  # a failure before writing: show it
+                    raise AssertionError("the run finished before it was cancelled")
+                await asyncio.sleep(0.02)
+            task.cancel()  # what Ctrl-C does to asyncio.run's main task
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return await c.count(b"\0", b"\0")
+
+    assert _run(go()) == 0
+
+
+def _cli(args: list[str]) -> int:
+    from tracesim.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    return exc.value.code
+
+
+def test_unreachable_endpoint_is_one_line_exit_2(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "p.toml"
+    code = _cli(["calibrate", "etcd", "--endpoints", f"http://127.0.0.1:{port}", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error: cannot connect to etcd at")
+    assert not out.exists() and not report_dir_for(out).exists()
+
+
+def test_bad_out_and_endpoints_are_rejected(tmp_path, capsys):
+    code = _cli(["calibrate", "etcd", "--endpoints", "http://a:1,http://b:2", "--out", "p.toml"])
+    assert code == 2 and "exactly one client URL" in capsys.readouterr().err
+    code = _cli(["calibrate", "etcd", "--endpoints", "http://a:1", "--out", str(tmp_path / "p")])
+    assert code == 2 and "a .toml file" in capsys.readouterr().err
+
+
+@needs_etcd
+def test_tls_endpoint_without_certificates(tmp_path, capsys):
+    with EtcdServer(auto_tls=True) as tls:
+        https = tls.url
+        http = https.replace("https://", "http://")
+        out = tmp_path / "p.toml"
+        assert _cli(["calibrate", "etcd", "--endpoints", http, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "speaks TLS" in err[0] and "--cacert" in err[0]
+        assert _cli(["calibrate", "etcd", "--endpoints", https, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "TLS certificate not trusted" in err[0]
+        assert not out.exists()
+
+
+@needs_etcd
+def test_nospace_alarm_cleans_up_disarms_and_writes_no_profile(tmp_path, capsys):
+    with EtcdServer(quota_bytes=1_500_000) as small:
+        out = tmp_path / "p.toml"
+        with pytest.raises(EtcdNoSpace, match="NOSPACE") as exc:
+            calibrate_etcd(small.url, out, plan=Plan.tiny(), max_evals=4)
+        msg = str(exc.value)
+        assert "alarm disarmed" in msg and "no profile written" in msg
+        assert "\n" not in msg
+        assert not out.exists()
+        assert _run(_all_keys(small.url)) == 0
+        assert _run(_alarms(small.url)) == []
+        # The etcd is usable again: a put succeeds.
+        _run(_put(small.url, b"/after", b"ok"))
+
+
+@pytest.mark.slow
+@needs_etcd
+def test_quick_calibration_cli(tmp_path, capsys):
+    # The CI run of `--quick`: under a couple of minutes, exit 0, a loadable profile.
+    with EtcdServer() as server:
+        out = tmp_path / "etcd.toml"
+        args = ["calibrate", "etcd", "--endpoints", server.url, "--quick", "--quiet"]
+        code = _cli([*args, "--out", str(out)])
+        assert code == 0, capsys.readouterr().err
+        prof = load_profile(str(out)).etcd
+        assert prof.apply_us_per_request > 0 and prof.ns_per_byte > 0
+        table = pd.read_parquet(report_dir_for(out) / "validation.parquet")
+        held = table[(table["role"] == "validate") & (table["phase"] == "write")]
+        assert len(held) >= 4
+        # Means and throughputs of held-out writes: most predicted within 25% on any machine.
+        ok = (held[["mean_ms_error", "throughput_per_s_error"]].abs() <= 0.25).all(axis=1)
+        assert ok.mean() >= 0.5, held
+        assert np.isfinite(held["p99_ms_predicted"]).all()
+        assert _run(_all_keys(server.url)) == 0

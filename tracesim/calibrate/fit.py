@@ -1,0 +1,371 @@
+"""Fit the etcd model's parameters to a calibration run, and write them as a profile.
+
+What is fitted, from which measurements (all in :class:`~tracesim.models.params.EtcdParams`
+units):
+
+- **reads** (closed form, plus a choice): ``read_concurrency`` = the worker count, among those
+  consistent with the single-client get latency and the saturated get throughput, whose model
+  replay best matches the fitted get points (the knee between them tells them apart); the get
+  service time (workers / saturated throughput) then leaves ``client_rtt_ms`` = single-client
+  get latency - service time. ``peer_rtt_ms`` (the read-index round) = linearizable -
+  serializable single-client get latency. The extra single-client latency of ranges over the
+  get, per extra key (least squares on relative errors), gives ``range_us_per_object`` (less the
+  default per-byte copy cost of the values, ``range_ns_per_byte`` being kept); ``range_base_us``
+  is what is left of the get service time.
+- **writes** (simulation): ``fsync_ms``, ``apply_us_per_request``, ``ns_per_byte`` and
+  ``backend_commit_ms`` minimise the squared log errors of mean latency, throughput and (at a
+  quarter of the weight) p99 latency of the model's replay of the write points used for
+  fitting, by Nelder-Mead in log space from a closed-form start (saturated throughput per
+  value size gives the per-request and per-byte costs; the single-client latency the rest).
+- **maintenance** (closed form): ``compaction_us_per_revision`` from the compaction's duration,
+  ``defrag_s_per_gib`` from the defragmentation's duration and the file size it rewrote.
+
+Which concurrency levels are used for fitting: every other level of each value size (the 1st,
+3rd, ...) plus the highest; the rest are held out for :mod:`.validate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import TracesimError
+from ..models.params import EtcdParams, load_profile
+from .validate import simulate_point
+
+#: Parameters the simulation fit adjusts (Nelder-Mead, in log space).
+WRITE_KEYS = ("fsync_ms", "apply_us_per_request", "ns_per_byte", "backend_commit_ms")
+#: Weights of the squared log errors per metric in the write fit.
+WEIGHTS = {"mean_ms": 1.0, "throughput_per_s": 1.0, "p99_ms": 0.25}
+#: Lower bounds (units of the parameter) so a parameter the data cannot see stays sane.
+FLOORS = {
+    "fsync_ms": 0.01,
+    "apply_us_per_request": 0.5,
+    "ns_per_byte": 0.01,
+    "backend_commit_ms": 0.01,
+}
+
+
+@dataclass
+class FitResult:
+    """Fitted values (``EtcdParams`` field -> value), the resulting parameters and fit stats."""
+
+    values: dict[str, float]
+    params: EtcdParams
+    loss: float
+    evaluations: int
+    fit_points: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def assign_roles(points: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``points`` with a ``role`` column: ``fit`` / ``validate`` for write and
+    read-get points by concurrency level (every other level plus the highest is ``fit``),
+    ``fit`` for single-client ranges, ``""`` for the watch rows."""
+    out = points.copy()
+    out["role"] = ""
+    groups = out[out["phase"].isin(["write", "read"])].groupby(
+        ["phase", "op", "consistency", "size_class", "keys_per_request"], sort=False
+    )
+    for _key, grp in groups:
+        levels = sorted(grp["concurrency"].unique())
+        fit_levels = set(levels[::2]) | {levels[-1]}
+        for idx, row in grp.iterrows():
+            out.loc[idx, "role"] = "fit" if row["concurrency"] in fit_levels else "validate"
+    return out
+
+
+def _nelder_mead(
+    f: Callable[[np.ndarray], float],
+    x0: np.ndarray,
+    step: float = 0.3,
+    max_evals: int = 120,
+    tol: float = 1e-4,
+) -> tuple[np.ndarray, float, int]:
+    """Minimise ``f`` from ``x0`` (standard Nelder-Mead); (best x, best f, evaluations)."""
+    n = len(x0)
+    simplex = [x0.astype(float)]
+    for i in range(n):
+        x = x0.astype(float).copy()
+        x[i] += step
+        simplex.append(x)
+    values = [f(x) for x in simplex]
+    evals = n + 1
+    while evals < max_evals:
+        order = np.argsort(values)
+        simplex = [simplex[i] for i in order]
+        values = [values[i] for i in order]
+        if abs(values[-1] - values[0]) <= tol * (abs(values[0]) + 1e-12):
+            break
+        centroid = np.mean(simplex[:-1], axis=0)
+        xr = centroid + (centroid - simplex[-1])
+        fr = f(xr)
+        evals += 1
+        if fr < values[0]:
+            xe = centroid + 2 * (centroid - simplex[-1])
+            fe = f(xe)
+            evals += 1
+            simplex[-1], values[-1] = (xe, fe) if fe < fr else (xr, fr)
+        elif fr < values[-2]:
+            simplex[-1], values[-1] = xr, fr
+        else:
+            xc = centroid + 0.5 * (simplex[-1] - centroid)
+            fc = f(xc)
+            evals += 1
+            if fc < values[-1]:
+                simplex[-1], values[-1] = xc, fc
+            else:  # shrink towards the best
+                for i in range(1, n + 1):
+                    simplex[i] = simplex[0] + 0.5 * (simplex[i] - simplex[0])
+                    values[i] = f(simplex[i])
+                    evals += 1
+    best = int(np.argmin(values))
+    return simplex[best], float(values[best]), evals
+
+
+def _first(points: pd.DataFrame, **eq: Any) -> pd.Series | None:
+    mask = np.ones(len(points), bool)
+    for k, v in eq.items():
+        mask &= (points[k] == v).to_numpy()
+    sel = points[mask]
+    return None if sel.empty else sel.sort_values("concurrency").iloc[0]
+
+
+def fit_reads(points: pd.DataFrame, base: EtcdParams) -> tuple[dict[str, float], list[str]]:
+    """Closed-form read parameters (see the module docstring); (values, notes)."""
+    notes: list[str] = []
+    fit = points[(points["phase"] == "read") & (points["role"] == "fit")]
+    gets = fit[(fit["op"] == "get") & (fit["consistency"] == "serializable")]
+    if gets.empty:
+        raise TracesimError("no serializable get measured; cannot fit the read parameters")
+    one = gets.sort_values("concurrency").iloc[0]
+    lat1_s = float(one["mean_ms"]) / 1e3
+    x_sat = float(gets["throughput_per_s"].max())
+    lin = _first(fit, op="get", consistency="linearizable", concurrency=1)
+    peer_ms = max(0.0, float(lin["mean_ms"]) - float(one["mean_ms"])) if lin is not None else 0.0
+    if lin is None:
+        notes.append("no linearizable get measured: peer_rtt_ms = 0")
+    # Single-client ranges: service(n keys) = get service + (n - 1) * per-key cost, the slope
+    # fitted by least squares on relative errors through the get (so gets and ranges agree).
+    ranges = fit[
+        (fit["op"] == "range")
+        & (fit["consistency"] == "serializable")
+        & (fit["concurrency"] == 1)
+        & (fit["keys_per_request"] > 1)
+    ]
+    vbytes = float(one["value_bytes"])
+    if not ranges.empty:
+        x = ranges["keys_per_request"].to_numpy(float) - 1
+        m = ranges["mean_ms"].to_numpy(float) / 1e3
+        y = m - lat1_s
+        slope_s = max(0.0, float(np.sum(x * y / m**2) / np.sum(x**2 / m**2)))
+    else:
+        slope_s = 0.0
+        notes.append("no range read measured: range_us_per_object = 0")
+    per_key_us = slope_s * 1e6
+    per_object_us = max(0.0, per_key_us - vbytes * base.range_ns_per_byte / 1e3)
+
+    def values_for(workers: int) -> dict[str, float]:
+        # Workers w and service s satisfy s = w / X_sat; the rest of the get latency is RTT.
+        service_s = workers / x_sat
+        fixed_us = per_object_us + vbytes * base.range_ns_per_byte / 1e3
+        return {
+            "client_rtt_ms": max(0.01, (lat1_s - service_s) * 1e3),
+            "peer_rtt_ms": peer_ms,
+            "read_concurrency": workers,
+            "range_base_us": max(0.0, service_s * 1e6 - fixed_us),
+            "range_us_per_object": float(per_object_us),
+        }
+
+    # Any w up to single-client latency x X_sat fits the single-client and the saturated gets;
+    # the knee in between tells them apart: keep the w whose replay of the fit gets is best
+    # (the smallest on a tie).
+    best: tuple[float, int] | None = None
+    for workers in range(1, min(64, max(1, math.floor(lat1_s * x_sat))) + 1):
+        trial = dataclasses.replace(base, **values_for(workers))
+        err = 0.0
+        for _, row in gets.iterrows():
+            sim = simulate_point(trial, row, 400)
+            err += math.log(sim.mean_ms / float(row["mean_ms"])) ** 2
+            err += math.log(sim.throughput_per_s / float(row["throughput_per_s"])) ** 2
+        if best is None or err < best[0] - 1e-9:
+            best = (err, workers)
+    assert best is not None
+    return values_for(best[1]), notes
+
+
+def _start_writes(points: pd.DataFrame, rtt_ms: float, peer_ms: float) -> dict[str, float]:
+    """Closed-form start: 1/saturated throughput = apply + bytes * ns (a line over sizes)."""
+    fit = points[(points["phase"] == "write") & (points["role"] == "fit")]
+    sat = fit.groupby("value_bytes")["throughput_per_s"].max()
+    sizes = sat.index.to_numpy(float)
+    per_req_s = 1.0 / sat.to_numpy(float)
+    if len(sizes) >= 2:
+        slope, intercept = np.polyfit(sizes, per_req_s, 1)
+    else:
+        slope, intercept = 0.0, float(per_req_s[0])
+    apply_us = max(FLOORS["apply_us_per_request"], intercept * 1e6)
+    ns = max(FLOORS["ns_per_byte"], slope * 1e9)
+    smallest = fit[fit["value_bytes"] == sizes.min()].sort_values("concurrency").iloc[0]
+    fixed_ms = (
+        float(smallest["mean_ms"])
+        - rtt_ms
+        - peer_ms
+        - (apply_us / 1e3 + sizes.min() * ns / 1e6) * float(smallest["concurrency"])
+    )
+    return {
+        "fsync_ms": max(FLOORS["fsync_ms"], fixed_ms),
+        "apply_us_per_request": apply_us,
+        "ns_per_byte": ns,
+        "backend_commit_ms": 2.0,
+    }
+
+
+def fit_writes(
+    points: pd.DataFrame,
+    base: EtcdParams,
+    *,
+    max_evals: int = 120,
+    max_requests: int = 800,
+) -> tuple[dict[str, float], float, int, list[int]]:
+    """Simulation fit of :data:`WRITE_KEYS` to the ``fit`` write points.
+
+    ``base`` carries the read-fitted ``client_rtt_ms``/``peer_rtt_ms``. Each point's replay is
+    capped at ``max_requests`` requests (at least 4 per client) to keep a fit under a minute.
+    Returns (values, loss, evaluations, point ids used).
+    """
+    fit = points[(points["phase"] == "write") & (points["role"] == "fit")]
+    fit = fit[fit["requests"] > 0]
+    if fit.empty:
+        raise TracesimError("no write points measured; cannot fit the write parameters")
+    start = _start_writes(points, base.client_rtt_ms, base.peer_rtt_ms)
+    rows = [row for _, row in fit.iterrows()]
+    measured = {m: np.array([float(r[m]) for r in rows]) for m in WEIGHTS}
+
+    def params_of(x: np.ndarray) -> EtcdParams:
+        vals = {k: max(FLOORS[k], float(np.exp(v))) for k, v in zip(WRITE_KEYS, x, strict=True)}
+        return dataclasses.replace(base, **vals)
+
+    def loss(x: np.ndarray) -> float:
+        p = params_of(x)
+        total = 0.0
+        for i, row in enumerate(rows):
+            sim = simulate_point(p, row, max_requests)
+            for metric, w in WEIGHTS.items():
+                pred = getattr(sim, metric)
+                if pred <= 0 or measured[metric][i] <= 0:
+                    total += w * 25.0
+                else:
+                    total += w * math.log(pred / measured[metric][i]) ** 2
+        return total / len(rows)
+
+    x0 = np.log([start[k] for k in WRITE_KEYS])
+    x, best, evals = _nelder_mead(loss, x0, max_evals=max_evals)
+    p = params_of(x)
+    values = {k: float(getattr(p, k)) for k in WRITE_KEYS}
+    return values, best, evals, [int(r["point"]) for r in rows]
+
+
+def fit_maintenance(maintenance: dict[str, Any], base: EtcdParams) -> dict[str, float]:
+    """Compaction cost per revision and defrag cost per GiB from the maintenance phase."""
+    out: dict[str, float] = {}
+    revs = int(maintenance.get("revisions_compacted", 0))
+    if revs > 0 and "compaction_s" in maintenance:
+        chunks = math.ceil(revs / base.compaction_batch_revisions)
+        work_s = float(maintenance["compaction_s"]) - (chunks - 1) * base.compaction_sleep_ms / 1e3
+        out["compaction_us_per_revision"] = max(0.01, work_s / revs * 1e6)
+    size = float(maintenance.get("db_size_after_compaction_bytes", 0))
+    if size > 0 and "defrag_s" in maintenance:
+        out["defrag_s_per_gib"] = max(0.001, float(maintenance["defrag_s"]) / (size / 2**30))
+    return out
+
+
+def fit(
+    points: pd.DataFrame,
+    maintenance: dict[str, Any],
+    *,
+    base: EtcdParams | None = None,
+    max_evals: int = 120,
+) -> FitResult:
+    """Fit all etcd parameters the calibration sees; ``points`` must carry ``role``."""
+    base = base or EtcdParams()
+    read_vals, notes = fit_reads(points, base)
+    base = dataclasses.replace(base, **read_vals)
+    write_vals, loss, evals, used = fit_writes(points, base, max_evals=max_evals)
+    maint_vals = fit_maintenance(maintenance, base)
+    values = {**read_vals, **write_vals, **maint_vals}
+    params = dataclasses.replace(base, **values)
+    read_ids = points[(points["phase"] == "read") & (points["role"] == "fit")]["point"]
+    return FitResult(values, params, loss, evals, used + [int(i) for i in read_ids], notes)
+
+
+# --------------------------------------------------------------------------- profile
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.6g}" if "e" not in f"{v:.6g}" else repr(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def profile_text(result: FitResult, info: dict[str, Any], summary: Sequence[str] = ()) -> str:
+    """The profile TOML: an ``[etcd]`` table with the fitted values, each with its source."""
+    what = {
+        "client_rtt_ms": "single-client serializable get latency - get service time",
+        "peer_rtt_ms": "linearizable - serializable single-client get latency",
+        "read_concurrency": "single-client get latency x saturated get throughput (floor)",
+        "range_base_us": "get service time - one key's cost",
+        "range_us_per_object": "single-client range latency over the get, per extra key",
+        "fsync_ms": "write fit (model replay of the closed-loop puts)",
+        "apply_us_per_request": "write fit (saturated throughput per value size)",
+        "ns_per_byte": "write fit (Lease vs Node vs ~1 MB puts)",
+        "backend_commit_ms": "write fit",
+        "compaction_us_per_revision": "measured compaction duration / revisions compacted",
+        "defrag_s_per_gib": "measured defragmentation duration / file size",
+    }
+    lines = [
+        "# etcd profile fitted by `tracesim calibrate etcd`.",
+        f"# endpoint {info.get('endpoint')} (etcd {info.get('etcd_version')}), "
+        f"measured {info.get('started')}.",
+        "# Values not listed keep the defaults of tracesim/models/params.py; quota_bytes,",
+        "# max_request_bytes and backend_commit_interval_ms are etcd flags the API does not",
+        "# report: set them with --set etcd.quota_bytes=... if yours differ.",
+        *[f"# {s}" for s in summary],
+        "",
+        "[etcd]",
+    ]
+    for key, val in result.values.items():
+        if isinstance(getattr(result.params, key), int) and not isinstance(val, bool):
+            val = round(val)
+        lines.append(f"{key} = {_toml_value(val)}  # measured: {what.get(key, 'fit')}")
+    return "\n".join(lines) + "\n"
+
+
+def write_profile(path: str | Path, text: str) -> Path:
+    """Write ``text`` atomically (temp file + rename) after checking ``load_profile`` accepts
+    it; the path written. A failed check raises and leaves no file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".profile-", suffix=".toml", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        load_profile(tmp)  # the format `tracesim replay --profile` reads
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

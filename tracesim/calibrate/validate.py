@@ -1,0 +1,233 @@
+"""Replay the calibration workload through the etcd model, and compare with the measurements.
+
+The same closed loops the harness ran against the real etcd (``concurrency`` clients, each
+sending its next request when the previous one is answered, the same number of requests per
+point, one untimed request per client first) run on SimPy's virtual clock against
+:class:`~tracesim.models.etcd.EtcdModel`. :func:`compare` puts measured and predicted mean, p99
+and throughput side by side with their relative errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from ..models.etcd import EtcdModel
+from ..models.params import EtcdParams
+
+#: A prediction counts as good within this relative error (the issue's 25%).
+TOLERANCE = 0.25
+
+
+@dataclasses.dataclass(frozen=True)
+class SimResult:
+    """One simulated point: latencies (s) of the timed requests and the elapsed virtual time."""
+
+    latency_s: np.ndarray
+    elapsed_s: float
+
+    @property
+    def mean_ms(self) -> float:
+        return float(self.latency_s.mean() * 1e3)
+
+    @property
+    def p99_ms(self) -> float:
+        return float(np.percentile(self.latency_s, 99) * 1e3)
+
+    @property
+    def throughput_per_s(self) -> float:
+        return len(self.latency_s) / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def simulate_writes(
+    params: EtcdParams, concurrency: int, value_bytes: float, requests: int
+) -> SimResult:
+    """Closed-loop puts (updates of one key per client) through the model.
+
+    Each client makes one untimed put; then all start together and ``requests`` timed puts are
+    issued in total. Returns their latencies and the virtual time from the start to the last
+    answer (what the harness measures).
+    """
+    env = simpy.Environment()
+    model = EtcdModel(env, params)
+    keys = list(range(concurrency))
+    model.preload("calibrate", keys, float(value_bytes))
+    size = np.array([float(value_bytes)])
+    lat: list[float] = []
+    state = {"issued": 0, "warm": 0, "t0": 0.0, "last": 0.0}
+
+    def issue(c: int) -> None:
+        state["issued"] += 1
+        model.submit_writes("update", "calibrate", [c], size, lambda la, _r, _m: done(c, la))
+
+    def done(c: int, la: np.ndarray) -> None:
+        lat.append(float(la[0]))
+        state["last"] = env.now
+        if state["issued"] < requests:
+            issue(c)
+
+    def warm_done(_la: np.ndarray) -> None:
+        state["warm"] += 1
+        if state["warm"] == concurrency:  # everyone connected: start together
+            state["t0"] = env.now
+            for c in range(min(concurrency, requests)):
+                issue(c)
+
+    for c in keys:
+        model.submit_writes("update", "calibrate", [c], size, lambda la, _r, _m: warm_done(la))
+    env.run()
+    return SimResult(np.asarray(lat), state["last"] - state["t0"])
+
+
+def simulate_reads(
+    params: EtcdParams,
+    concurrency: int,
+    keys_per_request: int,
+    value_bytes: float,
+    requests: int,
+    linearizable: bool,
+) -> SimResult:
+    """Closed-loop range reads of ``keys_per_request`` keys of ``value_bytes`` through the model."""
+    env = simpy.Environment()
+    model = EtcdModel(env, params)
+    nbytes = float(keys_per_request) * float(value_bytes)
+    lat: list[float] = []
+    state = {"issued": 0, "warm": 0, "t0": 0.0, "last": 0.0}
+
+    def issue() -> None:
+        state["issued"] += 1
+        model.submit_range(keys_per_request, nbytes, linearizable, done)
+
+    def done(la: float) -> None:
+        lat.append(la)
+        state["last"] = env.now
+        if state["issued"] < requests:
+            issue()
+
+    def warm_done(_la: float) -> None:
+        state["warm"] += 1
+        if state["warm"] == concurrency:
+            state["t0"] = env.now
+            for _ in range(min(concurrency, requests)):
+                issue()
+
+    for _ in range(concurrency):
+        model.submit_range(keys_per_request, nbytes, linearizable, warm_done)
+    env.run()
+    return SimResult(np.asarray(lat), state["last"] - state["t0"])
+
+
+def simulate_point(params: EtcdParams, row: Any, max_requests: int | None = None) -> SimResult:
+    """The model's replay of one measured point (a row of ``Measurements.points``)."""
+    n = int(row["requests"])
+    if max_requests is not None:
+        n = min(n, max(max_requests, 4 * int(row["concurrency"])))
+    if row["phase"] == "write":
+        return simulate_writes(params, int(row["concurrency"]), float(row["value_bytes"]), n)
+    if row["phase"] == "read":
+        return simulate_reads(
+            params,
+            int(row["concurrency"]),
+            int(row["keys_per_request"]),
+            float(row["value_bytes"]),
+            n,
+            row["consistency"] == "linearizable",
+        )
+    raise ValueError(f"no model replay for phase {row['phase']!r}")
+
+
+def compare(params: EtcdParams, points: pd.DataFrame) -> pd.DataFrame:
+    """Measured vs predicted mean/p99 latency (ms) and throughput (1/s) for write and read
+    points; columns ``*_measured``, ``*_predicted``, ``*_error`` (relative, signed) and
+    ``ok`` (every error within :data:`TOLERANCE`). Keeps the ``role`` column if present."""
+    rows = []
+    for _, row in points[points["phase"].isin(["write", "read"])].iterrows():
+        if int(row["requests"]) == 0:
+            continue
+        sim = simulate_point(params, row)
+        out = {
+            k: row[k]
+            for k in ("point", "phase", "op", "consistency", "size_class", "value_bytes")
+            if k in row
+        }
+        out["keys_per_request"] = int(row["keys_per_request"])
+        out["concurrency"] = int(row["concurrency"])
+        if "role" in row:
+            out["role"] = row["role"]
+        for metric, predicted in (
+            ("mean_ms", sim.mean_ms),
+            ("p99_ms", sim.p99_ms),
+            ("throughput_per_s", sim.throughput_per_s),
+        ):
+            measured = float(row[metric])
+            out[f"{metric}_measured"] = measured
+            out[f"{metric}_predicted"] = predicted
+            out[f"{metric}_error"] = predicted / measured - 1 if measured > 0 else float("nan")
+        rows.append(out)
+    table = pd.DataFrame(rows)
+    if len(table):
+        errs = table[[c for c in table.columns if c.endswith("_error")]].abs()
+        table["ok"] = (errs <= TOLERANCE).all(axis=1)
+    return table
+
+
+def plot_comparison(table: pd.DataFrame, out: str | Path, title: str = "") -> Path:
+    """PNG: measured (markers) vs predicted (lines) mean and p99 latency and throughput against
+    concurrency, one colour per write size class; held-out points drawn filled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    writes = table[table["phase"] == "write"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    colours = {"lease": "tab:blue", "node": "tab:orange", "large": "tab:red"}
+    panels = (
+        ("mean_ms", "mean latency (ms)"),
+        ("p99_ms", "p99 latency (ms)"),
+        ("throughput_per_s", "throughput (puts/s)"),
+    )
+    for ax, (metric, label) in zip(axes, panels, strict=True):
+        for size_class, grp in writes.groupby("size_class", sort=False):
+            grp = grp.sort_values("concurrency")
+            colour = colours.get(str(size_class))
+            ax.plot(
+                grp["concurrency"],
+                grp[f"{metric}_predicted"],
+                "-",
+                color=colour,
+                label=f"{size_class} ({int(grp['value_bytes'].iloc[0]):,} B) model",
+            )
+            held = grp["role"] == "validate" if "role" in grp else np.zeros(len(grp), bool)
+            ax.plot(
+                grp["concurrency"][~held],
+                grp[f"{metric}_measured"][~held],
+                "o",
+                mfc="none",
+                color=colour,
+                label=f"{size_class} measured (fit)",
+            )
+            ax.plot(
+                grp["concurrency"][held],
+                grp[f"{metric}_measured"][held],
+                "o",
+                color=colour,
+                label=f"{size_class} measured (held out)",
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("puts in flight (closed loop)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title or "etcd model vs measured etcd")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

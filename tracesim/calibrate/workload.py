@@ -1,0 +1,593 @@
+"""The measured calibration workload against a real etcd.
+
+Phases, all under one fresh key prefix ``/tracesim-calibrate/<run id>/``:
+
+1. **writes**: closed-loop puts (each of ``concurrency`` clients sends its next put as soon as
+   the previous one is acknowledged, overwriting its own key so every put is a new revision of
+   an existing key, like a heartbeat), for value sizes of a Lease (~400 B), a Node (~16 kB)
+   and ~1 MB, at increasing concurrency;
+2. **reads**: single-key gets (serializable and linearizable) at a few concurrencies, and range
+   reads over 10, 100 and 1,000 keys of 1 kB;
+3. **watches**: many watchers on one prefix, then puts under it; delivery latency from the
+   put's start to each watcher's receipt;
+4. **maintenance**: revision growth, DB size, a compaction and a defragmentation with the DB
+   size before and after each.
+
+Everything written is deleted at the end, also on an error or Ctrl-C. If etcd raises its NOSPACE
+alarm during the run, the run deletes its keys, compacts, defragments, disarms the alarm and
+raises :class:`~tracesim.calibrate.client.EtcdNoSpace`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import TracesimError
+from .client import EtcdClient, EtcdError, EtcdNoSpace, prefix_end, unb64
+
+#: Every run's keys live under this root (one sub-prefix per run).
+ROOT = b"/tracesim-calibrate/"
+
+#: Object sizes the writes use (bytes): a Lease, a Node (KEP-589: Nodes "easily exceed 15 kB")
+#: and a value close to etcd's 1.5 MiB request limit.
+SIZES_BYTES = {"lease": 400, "node": 16_000, "large": 1_000_000}
+
+Progress = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to measure. Durations in seconds; concurrencies are requests in flight."""
+
+    write_concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    write_sizes: tuple[str, ...] = ("lease", "node")
+    large_concurrency: tuple[int, ...] = (1, 2, 4, 8)
+    point_s: float = 2.0
+    max_requests_per_point: int = 20_000
+    #: Bounds the bytes a ~1 MB point writes, so the run fits a small quota.
+    large_max_requests: int = 48
+    read_concurrency: tuple[int, ...] = (1, 4, 8, 32)
+    range_sizes: tuple[int, ...] = (10, 100, 1000)
+    range_value_bytes: int = 1000
+    read_point_s: float = 1.5
+    watchers: int = 200
+    watch_events: int = 200
+
+    @classmethod
+    def quick(cls) -> Plan:
+        """A plan that runs in about a minute (CI)."""
+        return cls(
+            point_s=0.6,
+            large_concurrency=(1, 2, 4),
+            large_max_requests=24,
+            read_point_s=0.4,
+            range_sizes=(10, 100, 1000),
+            watchers=64,
+            watch_events=60,
+        )
+
+    @classmethod
+    def tiny(cls) -> Plan:
+        """A few requests per phase (tests of the plumbing, not of performance)."""
+        return cls(
+            write_concurrency=(1, 4),
+            write_sizes=("lease",),
+            large_concurrency=(1,),
+            point_s=0.15,
+            large_max_requests=3,
+            read_concurrency=(1,),
+            range_sizes=(10,),
+            read_point_s=0.1,
+            watchers=4,
+            watch_events=5,
+        )
+
+
+@dataclass
+class Measurements:
+    """What a run measured.
+
+    ``points``: one row per measured point (columns ``phase``, ``op``, ``consistency``,
+    ``size_class``, ``value_bytes``, ``keys_per_request``, ``concurrency``, ``requests``,
+    ``errors``, ``duration_s``, ``mean_ms``, ``p50_ms``, ``p90_ms``, ``p99_ms``, ``max_ms``,
+    ``throughput_per_s``). ``samples``: one row per request (``point``, ``latency_ms``).
+    ``maintenance``: revision growth, DB sizes (bytes) and durations (s) of the compaction and
+    defragmentation. ``info``: endpoint, etcd version, prefix, start time, machine.
+    """
+
+    points: pd.DataFrame
+    samples: pd.DataFrame
+    maintenance: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _summary(lat_s: np.ndarray, elapsed_s: float) -> dict[str, float]:
+    if len(lat_s) == 0:
+        nan = float("nan")
+        return dict(
+            mean_ms=nan, p50_ms=nan, p90_ms=nan, p99_ms=nan, max_ms=nan, throughput_per_s=0.0
+        )
+    ms = lat_s * 1e3
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return dict(
+        mean_ms=float(ms.mean()),
+        p50_ms=float(p50),
+        p90_ms=float(p90),
+        p99_ms=float(p99),
+        max_ms=float(ms.max()),
+        throughput_per_s=len(lat_s) / elapsed_s if elapsed_s > 0 else 0.0,
+    )
+
+
+async def closed_loop(
+    concurrency: int,
+    duration_s: float,
+    max_requests: int,
+    request: Callable[[int, int], Awaitable[Any]],
+) -> tuple[np.ndarray, float, int]:
+    """``concurrency`` clients each calling ``request(client, i)`` back to back.
+
+    Each client first makes one untimed request (opens its connection), then all start
+    together and run until ``duration_s`` has passed or ``max_requests`` were issued.
+    Returns (latencies in seconds, elapsed seconds, requests that raised an EtcdError other
+    than NOSPACE). NOSPACE propagates.
+    """
+    await gather_or_cancel([request(c, -1) for c in range(concurrency)])
+    lat: list[float] = []
+    errors = 0
+    issued = 0
+    t_start = time.perf_counter()
+    deadline = t_start + duration_s
+
+    async def client(c: int) -> None:
+        nonlocal issued, errors
+        clock = time.perf_counter
+        while issued < max_requests and clock() < deadline:
+            i = issued
+            issued += 1
+            t0 = clock()
+            try:
+                await request(c, i)
+            except EtcdNoSpace:
+                raise
+            except EtcdError:
+                errors += 1
+                continue
+            lat.append(clock() - t0)
+
+    await gather_or_cancel([client(c) for c in range(concurrency)])
+    return np.asarray(lat), time.perf_counter() - t_start, errors
+
+
+async def gather_or_cancel(coros: list[Awaitable[Any]]) -> None:
+    """Run ``coros`` concurrently; on the first exception cancel the others and raise it (so a
+    NOSPACE in one client stops them all before cleanup starts)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for t in done:
+            if t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Calibration:
+    """One calibration run against ``client``'s endpoint (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: EtcdClient,
+        plan: Plan,
+        *,
+        allow_foreign_keys: bool = False,
+        progress: Progress | None = None,
+    ) -> None:
+        self.client = client
+        self.plan = plan
+        self.allow_foreign_keys = allow_foreign_keys
+        self.progress = progress or (lambda _msg: None)
+        self.run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        self.prefix = ROOT + self.run_id.encode() + b"/"
+        self._rows: list[dict[str, Any]] = []
+        self._samples: list[np.ndarray] = []
+        self._wrote = False
+        self._etcd_was_empty = False
+
+    # ------------------------------------------------------------------ entry point
+
+    async def run(self) -> Measurements:
+        """Preflight, all phases, cleanup; the measurements. Raises EtcdError/TracesimError."""
+        info = await self._preflight()
+        maintenance: dict[str, Any] = {}
+        try:
+            self._wrote = True  # from here on, anything may have been written
+            rev0 = (await self.client.status()).revision
+            puts = await self._writes()
+            rev1 = (await self.client.status()).revision
+            maintenance["revision_before"] = rev0
+            maintenance["revision_after_writes"] = rev1
+            maintenance["puts_acknowledged"] = puts
+            maintenance["revisions_per_put"] = (rev1 - rev0) / puts if puts else float("nan")
+            await self._reads()
+            await self._watches()
+            maintenance.update(await self._maintenance())
+        except EtcdNoSpace as exc:
+            self.progress("NOSPACE alarm: cleaning up (delete, compact, defragment, disarm)")
+            note = await self._recover_nospace()
+            raise EtcdNoSpace(f"{exc}; {note}") from None
+        finally:
+            with contextlib.suppress(EtcdNoSpace):
+                await asyncio.shield(self.cleanup())
+        points = pd.DataFrame(self._rows)
+        points.insert(0, "point", np.arange(len(points)))
+        samples = pd.DataFrame(
+            {
+                "point": np.repeat(
+                    np.arange(len(self._samples)), [len(s) for s in self._samples]
+                ).astype(np.int32),
+                "latency_ms": (
+                    np.concatenate(self._samples) * 1e3 if self._samples else np.zeros(0)
+                ),
+            }
+        )
+        return Measurements(points, samples, maintenance, info)
+
+    # ------------------------------------------------------------------ preflight / cleanup
+
+    async def _preflight(self) -> dict[str, Any]:
+        st = await self.client.status()
+        alarms = await self.client.alarms()
+        if alarms:
+            names = ", ".join(sorted({a for _m, a in alarms}))
+            raise EtcdError(
+                f"etcd at {self.client.endpoint} has an active alarm ({names}); fix and disarm "
+                "it before calibrating (etcdctl alarm list / alarm disarm)"
+            )
+        foreign = await self.client.count(b"\0", ROOT) + await self.client.count(
+            prefix_end(ROOT), b"\0"
+        )
+        leftovers = await self.client.count(ROOT, prefix_end(ROOT))
+        self._etcd_was_empty = foreign == 0 and leftovers == 0
+        if foreign and not self.allow_foreign_keys:
+            raise EtcdError(
+                f"etcd at {self.client.endpoint} holds {foreign} keys that tracesim did not "
+                "create; calibrate a dedicated etcd, or pass --i-know-this-is-not-production "
+                "(the run compacts and defragments it)"
+            )
+        if leftovers:
+            self.progress(
+                f"note: {leftovers} keys under {ROOT.decode()} from an earlier interrupted run "
+                "are left alone"
+            )
+        return {
+            "endpoint": self.client.endpoint,
+            "etcd_version": st.version,
+            "member_id": st.member_id,
+            "prefix": self.prefix.decode(),
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "foreign_keys": foreign,
+            "client_cpus": os.cpu_count(),
+            "plan": asdict(self.plan),
+        }
+
+    async def cleanup(self) -> int:
+        """Delete every key of this run (idempotent); returns how many were deleted."""
+        if not self._wrote:
+            return 0
+        deleted = await self.client.delete_prefix(self.prefix)
+        self._wrote = False
+        if self._etcd_was_empty:
+            # Nobody else's history to keep: drop ours so the etcd is as it was.
+            with contextlib.suppress(EtcdError):
+                await self.client.compact((await self.client.status()).revision)
+        return deleted
+
+    async def _recover_nospace(self) -> str:
+        """After NOSPACE: delete ours, compact, defragment, disarm; a note saying what was done."""
+        deleted = await self.client.delete_prefix(self.prefix)
+        self._wrote = False
+        rev = (await self.client.status()).revision
+        with contextlib.suppress(EtcdError):  # already compacted to rev is fine
+            await self.client.compact(rev)
+        await self.client.defragment()
+        for member, alarm in await self.client.alarms():
+            if alarm == "NOSPACE":
+                await self.client.disarm(member, alarm)
+        left = await self.client.alarms()
+        state = "alarm disarmed" if not left else f"alarms still active: {left}"
+        return (
+            f"deleted the run's {deleted} keys, compacted to revision {rev}, defragmented, "
+            f"{state}; no profile written"
+        )
+
+    # ------------------------------------------------------------------ phases
+
+    def _record(self, row: dict[str, Any], lat_s: np.ndarray, elapsed_s: float) -> None:
+        row.update(_summary(lat_s, elapsed_s))
+        row["duration_s"] = elapsed_s
+        row["requests"] = len(lat_s)
+        self._rows.append(row)
+        self._samples.append(lat_s)
+
+    async def _writes(self) -> int:
+        p = self.plan
+        total = 0
+        rng = np.random.default_rng(0)
+        for size_class in (*p.write_sizes, "large"):
+            size = SIZES_BYTES[size_class]
+            value = rng.bytes(size)
+            levels = p.large_concurrency if size_class == "large" else p.write_concurrency
+            cap = p.large_max_requests if size_class == "large" else p.max_requests_per_point
+            for conc in levels:
+                base = self.prefix + f"w/{size_class}/".encode()
+
+                async def put(c: int, _i: int, base: bytes = base, value: bytes = value) -> None:
+                    await self.client.put(base + str(c).encode(), value)
+
+                lat, elapsed, errors = await closed_loop(conc, p.point_s, cap, put)
+                total += len(lat) + conc  # the untimed first put of each client counts too
+                self._record(
+                    dict(
+                        phase="write",
+                        op="put",
+                        consistency="",
+                        size_class=size_class,
+                        value_bytes=size,
+                        keys_per_request=1,
+                        concurrency=conc,
+                        errors=errors,
+                    ),
+                    lat,
+                    elapsed,
+                )
+                r = self._rows[-1]
+                self.progress(
+                    f"put {size_class:5s} {size:>9,d} B x{conc:<3d}: {r['throughput_per_s']:8.0f}/s"
+                    f"  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
+                )
+        return total
+
+    async def _reads(self) -> None:
+        p = self.plan
+        value = np.random.default_rng(1).bytes(p.range_value_bytes)
+        sem = asyncio.Semaphore(32)
+
+        async def load(key: bytes) -> None:
+            async with sem:
+                await self.client.put(key, value)
+
+        keys = [self.prefix + f"r/{n}/{i:05d}".encode() for n in p.range_sizes for i in range(n)]
+        await gather_or_cancel([load(k) for k in keys])
+        one = self.prefix + b"r/%d/00000" % p.range_sizes[0]
+        for consistency in ("serializable", "linearizable"):
+            ser = consistency == "serializable"
+            for conc in p.read_concurrency:
+
+                async def get(_c: int, _i: int, ser: bool = ser) -> None:
+                    await self.client.range(one, serializable=ser)
+
+                lat, elapsed, errors = await closed_loop(
+                    conc, p.read_point_s, p.max_requests_per_point, get
+                )
+                self._record(
+                    dict(
+                        phase="read",
+                        op="get",
+                        consistency=consistency,
+                        size_class="read",
+                        value_bytes=p.range_value_bytes,
+                        keys_per_request=1,
+                        concurrency=conc,
+                        errors=errors,
+                    ),
+                    lat,
+                    elapsed,
+                )
+            for n in p.range_sizes:
+                start = self.prefix + f"r/{n}/".encode()
+
+                async def rng_read(_c: int, _i: int, start: bytes = start, ser: bool = ser) -> None:
+                    await self.client.range(start, prefix_end(start), serializable=ser)
+
+                lat, elapsed, errors = await closed_loop(
+                    1, p.read_point_s, p.max_requests_per_point, rng_read
+                )
+                self._record(
+                    dict(
+                        phase="read",
+                        op="range",
+                        consistency=consistency,
+                        size_class="read",
+                        value_bytes=p.range_value_bytes,
+                        keys_per_request=n,
+                        concurrency=1,
+                        errors=errors,
+                    ),
+                    lat,
+                    elapsed,
+                )
+            g = [r for r in self._rows if r["phase"] == "read" and r["consistency"] == consistency]
+            self.progress(
+                f"{consistency} reads: get p50 {g[0]['p50_ms']:.2f} ms, "
+                f"range {p.range_sizes[-1]} keys p50 {g[-1]['p50_ms']:.2f} ms"
+            )
+
+    async def _watches(self) -> None:
+        p = self.plan
+        wprefix = self.prefix + b"watch/"
+        n_events = p.watch_events
+        recv = np.full((p.watchers, n_events), np.nan)
+        readies = [asyncio.Event() for _ in range(p.watchers)]
+        done = asyncio.Event()
+        got = [0] * p.watchers
+
+        async def watcher(w: int) -> None:
+            async for t, events in self.client.watch(wprefix, ready=readies[w]):
+                for ev in events:
+                    if ev.get("type", "PUT") != "PUT":
+                        continue
+                    i = _event_index(ev)
+                    if 0 <= i < n_events and np.isnan(recv[w, i]):
+                        recv[w, i] = t
+                        got[w] += 1
+                if got[w] >= n_events:
+                    if all(g >= n_events for g in got):
+                        done.set()
+                    return
+
+        tasks = [asyncio.create_task(watcher(w)) for w in range(p.watchers)]
+        try:
+            give_up = time.perf_counter() + 30
+            while not all(r.is_set() for r in readies):
+                for t in tasks:  # a watcher that failed to connect: raise its error
+                    if t.done():
+                        t.result()
+                        raise EtcdError(f"etcd at {self.client.endpoint} closed a watch early")
+                if time.perf_counter() > give_up:
+                    raise EtcdError(
+                        f"etcd at {self.client.endpoint} did not create {p.watchers} watches "
+                        "within 30 s"
+                    )
+                await asyncio.sleep(0.01)
+            value = np.random.default_rng(2).bytes(SIZES_BYTES["lease"])
+            sent = np.zeros(n_events)
+            put_lat = np.zeros(n_events)
+            t_first = time.perf_counter()
+            for i in range(n_events):
+                t0 = time.perf_counter()
+                sent[i] = t0
+                await self.client.put(wprefix + f"{i:06d}".encode(), value)
+                put_lat[i] = time.perf_counter() - t0
+            elapsed = time.perf_counter() - t_first
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), timeout=10)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        delivery = (recv - sent[None, :]).ravel()
+        delivered = delivery[~np.isnan(delivery)]
+        missing = int(np.isnan(delivery).sum())
+        self._record(
+            dict(
+                phase="watch",
+                op="put",
+                consistency="",
+                size_class="lease",
+                value_bytes=SIZES_BYTES["lease"],
+                keys_per_request=1,
+                concurrency=1,
+                errors=0,
+                watchers=p.watchers,
+            ),
+            put_lat,
+            elapsed,
+        )
+        row = dict(
+            phase="watch",
+            op="deliver",
+            consistency="",
+            size_class="lease",
+            value_bytes=SIZES_BYTES["lease"],
+            keys_per_request=1,
+            concurrency=1,
+            errors=missing,
+            watchers=p.watchers,
+        )
+        self._record(row, delivered, elapsed)
+        r = self._rows[-1]
+        self.progress(
+            f"watch: {p.watchers} watchers x {n_events} events, delivered {len(delivered)} "
+            f"(missing {missing}), p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms"
+        )
+
+    async def _maintenance(self) -> dict[str, Any]:
+        c = self.client
+        out: dict[str, Any] = {}
+        # DB sizes in the status are refreshed at each backend commit (every 100 ms by
+        # default): wait past one before every reading.
+        settle_s = 0.25
+        await asyncio.sleep(settle_s)
+        st = await c.status()
+        out["db_size_before_bytes"] = st.db_size_bytes
+        out["db_in_use_before_bytes"] = st.db_size_in_use_bytes
+        out["revision_compacted"] = st.revision
+        t0 = time.perf_counter()
+        await c.compact(st.revision, physical=True)
+        out["compaction_s"] = time.perf_counter() - t0
+        out["revisions_compacted"] = st.revision - 1
+        await asyncio.sleep(settle_s)
+        st = await c.status()
+        out["db_size_after_compaction_bytes"] = st.db_size_bytes
+        out["db_in_use_after_compaction_bytes"] = st.db_size_in_use_bytes
+        t0 = time.perf_counter()
+        await c.defragment()
+        out["defrag_s"] = time.perf_counter() - t0
+        await asyncio.sleep(settle_s)
+        st = await c.status()
+        out["db_size_after_defrag_bytes"] = st.db_size_bytes
+        out["db_in_use_after_defrag_bytes"] = st.db_size_in_use_bytes
+        self.progress(
+            "db size: {:.1f} MB -> compaction ({:.2f} s) -> {:.1f} MB (in use {:.1f} MB) -> "
+            "defrag ({:.2f} s) -> {:.1f} MB".format(
+                out["db_size_before_bytes"] / 1e6,
+                out["compaction_s"],
+                out["db_size_after_compaction_bytes"] / 1e6,
+                out["db_in_use_after_compaction_bytes"] / 1e6,
+                out["defrag_s"],
+                out["db_size_after_defrag_bytes"] / 1e6,
+            )
+        )
+        return out
+
+
+def _event_index(ev: dict[str, Any]) -> int:
+    """The put's index from a watch event's key (``.../watch/000123``)."""
+    key = unb64(ev["kv"]["key"])
+    return int(key.rsplit(b"/", 1)[1])
+
+
+async def measure(
+    endpoint: str,
+    plan: Plan,
+    *,
+    allow_foreign_keys: bool = False,
+    progress: Progress | None = None,
+    timeout_s: float = 30.0,
+    cacert: str | None = None,
+    cert: str | None = None,
+    key: str | None = None,
+) -> Measurements:
+    """Run the calibration workload against ``endpoint``; the measurements.
+
+    Raises :class:`~tracesim.calibrate.client.EtcdError` (a TracesimError) for an unreachable
+    endpoint, a TLS problem, foreign keys without ``allow_foreign_keys``, or NOSPACE (after
+    cleaning up).
+    """
+    if plan.watchers + max(plan.write_concurrency) > 4000:
+        raise TracesimError("too many connections in the plan (watchers + concurrency > 4000)")
+    async with EtcdClient(
+        endpoint,
+        timeout_s=timeout_s,
+        max_connections=plan.watchers + max(plan.write_concurrency, default=1) + 16,
+        cacert=cacert,
+        cert=cert,
+        key=key,
+    ) as client:
+        return await Calibration(
+            client, plan, allow_foreign_keys=allow_foreign_keys, progress=progress
+        ).run()

@@ -1,0 +1,120 @@
+"""``tracesim calibrate etcd``: measure a real etcd and fit the etcd model's profile to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import TracesimError
+
+
+@click.group("calibrate")
+def command() -> None:
+    """Fit model parameters to measurements of a real component."""
+
+
+@command.command("etcd")
+@click.option(
+    "--endpoints",
+    required=True,
+    metavar="URL",
+    help="Client URL of the etcd member to measure, e.g. http://127.0.0.1:2379.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Profile TOML to write (measurements go to <stem>-calibration/ beside it).",
+)
+@click.option("--quick", is_flag=True, help="About a minute of measuring instead of several.")
+@click.option(
+    "--i-know-this-is-not-production",
+    "allow_foreign",
+    is_flag=True,
+    help="Run even if the etcd holds keys tracesim did not create (it compacts and defrags).",
+)
+@click.option("--cacert", type=click.Path(exists=True, dir_okay=False), help="TLS CA bundle.")
+@click.option("--cert", type=click.Path(exists=True, dir_okay=False), help="TLS client cert.")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False), help="TLS client key.")
+@click.option(
+    "--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Per request, s."
+)
+@click.option("--quiet", is_flag=True, help="Only the final summary.")
+def etcd(
+    endpoints: str,
+    out: Path,
+    quick: bool,
+    allow_foreign: bool,
+    cacert: str | None,
+    cert: str | None,
+    key: str | None,
+    timeout_s: float,
+    quiet: bool,
+) -> None:
+    """Measure the etcd at --endpoints, fit the etcd model, write the profile to --out.
+
+    All keys go under a fresh /tracesim-calibrate/<run>/ prefix and are deleted at the end
+    (also on errors and Ctrl-C). Use a dedicated etcd: the run compacts and defragments it.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..calibrate import calibrate_etcd
+
+    urls = [u.strip() for u in endpoints.split(",") if u.strip()]
+    if len(urls) != 1:
+        raise TracesimError(
+            f"--endpoints {endpoints!r}: give exactly one client URL (calibrate one member; "
+            "point it at the leader)"
+        )
+    if timeout_s <= 0:
+        raise TracesimError(f"--timeout {timeout_s:g}: must be a positive number of seconds")
+    console = Console(stderr=True)
+
+    def progress(msg: str) -> None:
+        if not quiet:
+            console.print(msg, highlight=False)
+
+    res = calibrate_etcd(
+        urls[0],
+        out,
+        quick=quick,
+        allow_foreign_keys=allow_foreign,
+        progress=progress,
+        timeout_s=timeout_s,
+        cacert=cacert,
+        cert=cert,
+        key=key,
+    )
+    show = Console()
+    t = Table(title="measured vs predicted (model with the fitted profile)")
+    for col in ("point", "c", "role", "mean ms", "pred", "p99 ms", "pred", "ops/s", "pred"):
+        t.add_column(col, justify="right", no_wrap=True)
+    for _, r in res.validation.iterrows():
+        name = (
+            f"put {int(r['value_bytes']):,}B"
+            if r["phase"] == "write"
+            else f"{r['op']} {r['consistency'][:3]} {int(r['keys_per_request'])}k"
+        )
+        style = "" if r["ok"] else "yellow"
+        t.add_row(
+            name,
+            str(int(r["concurrency"])),
+            str(r["role"]),
+            f"{r['mean_ms_measured']:.2f}",
+            f"{r['mean_ms_predicted']:.2f}",
+            f"{r['p99_ms_measured']:.2f}",
+            f"{r['p99_ms_predicted']:.2f}",
+            f"{r['throughput_per_s_measured']:.0f}",
+            f"{r['throughput_per_s_predicted']:.0f}",
+            style=style,
+        )
+    show.print(t)
+    for line in res.fit.notes:
+        show.print(f"note: {line}")
+    fitted = ", ".join(f"{k}={v:.4g}" for k, v in res.fit.values.items())
+    show.print(f"fitted: {fitted}", highlight=False)
+    show.print(
+        f"wrote {res.profile_path} and {res.report_dir}/ in {res.wall_s:.0f} s", highlight=False
+    )
