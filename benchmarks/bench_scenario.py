@@ -10,12 +10,14 @@ Usage: ``.venv/bin/python benchmarks/bench_scenario.py [--nodes 10000] [--durati
    simulated seconds per wall second. Target: <= 30 s, < 2 GB.
 2. **Baseline, same run**: the same trace replayed placement only (no ``--profile``), so the
    ratio shows what the control-plane models cost on top of the engine.
-3. **Scaling**: simulated seconds per wall second at 1k, 5k, 10k and 20k nodes (shorter
+3. **Batching vs the per-request path, same run**: the first ``--short-s`` seconds of the same
+   trace replayed with waves of ``--bucket-ms`` and with ``workload.request_bucket_ms=0`` (every
+   request at its own time, in its own group), so the ratio is the batching's speed-up.
+4. **Scaling**: simulated seconds per wall second at 1k, 5k, 10k and 20k nodes (shorter
    traces, same generator settings).
 
-``--bucket-ms`` sets both ``workload.request_bucket_ms`` and ``kubelet.stream_bucket_ms`` (the
-batching resolution; see docs/performance.md for the accuracy cost). ``--append-docs`` appends
-the figures to docs/performance.md under "## Standard scenario" (append only).
+``--bucket-ms`` sets ``workload.request_bucket_ms`` (the wave window W; see docs/models.md for
+the accuracy cost). ``--append-docs`` appends the figures to docs/performance.md (append only).
 """
 
 from __future__ import annotations
@@ -44,12 +46,13 @@ def synth(out: Path, nodes: int, duration: str, burst: int) -> None:
 CHILD = """
 import json, resource, sys, time
 from tracesim.sim.engine import replay
-trace, profile, bucket = sys.argv[1], sys.argv[2], sys.argv[3]
+trace, profile, bucket, end = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 t = time.perf_counter()
 settings = {}
 if profile != "none":
-    settings = {"workload.request_bucket_ms": bucket, "kubelet.stream_bucket_ms": bucket}
-r = replay(trace, profile=None if profile == "none" else profile, settings=settings)
+    settings = {"workload.request_bucket_ms": bucket}
+window = (0.0, end if end > 0 else None)
+r = replay(trace, profile=None if profile == "none" else profile, settings=settings, window=window)
 wall = time.perf_counter() - t
 s = r.summary
 cp = s.get("control_plane") or {}
@@ -67,10 +70,11 @@ print(json.dumps({
 """
 
 
-def run(trace: Path, profile: str, bucket_ms: float) -> dict:
-    """One replay in a fresh process (its peak RSS is the replay's)."""
+def run(trace: Path, profile: str, bucket_ms: float, end_s: float = 0.0) -> dict:
+    """One replay (of the first ``end_s`` seconds if > 0) in a fresh process (its peak RSS is
+    the replay's)."""
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(trace), profile, str(bucket_ms)],
+        [sys.executable, "-c", CHILD, str(trace), profile, str(bucket_ms), str(end_s)],
         check=True,
         capture_output=True,
         text=True,
@@ -85,7 +89,8 @@ def main() -> None:
     ap.add_argument("--burst", type=int, default=10_000)
     ap.add_argument("--scaling", default="1000,5000,10000,20000")
     ap.add_argument("--scaling-duration", default="10m")
-    ap.add_argument("--bucket-ms", type=float, default=250.0)
+    ap.add_argument("--bucket-ms", type=float, default=100.0)
+    ap.add_argument("--short-s", type=float, default=60.0)
     ap.add_argument("--append-docs", action="store_true")
     args = ap.parse_args()
     lines = []
@@ -97,10 +102,16 @@ def main() -> None:
         full = run(trace, "current", args.bucket_ms)
         base = run(trace, "none", args.bucket_ms)
         ratio = full["wall_s"] / base["wall_s"]
+        short_w = run(trace, "current", args.bucket_ms, args.short_s)
+        short_0 = run(trace, "current", 0.0, args.short_s)
+        speedup = short_0["wall_s"] / short_w["wall_s"]
         print(f"standard scenario ({args.nodes} nodes, {args.duration}; synth {synth_s:.1f} s)")
         print(f"  all models : {json.dumps(full)}")
         print(f"  placement  : {json.dumps(base)}")
         print(f"  ratio models / placement-only wall time: x{ratio:.2f}")
+        print(f"  first {args.short_s:g} s, waves of {args.bucket_ms:g} ms: {json.dumps(short_w)}")
+        print(f"  first {args.short_s:g} s, per-request path: {json.dumps(short_0)}")
+        print(f"  speed-up of waves over the per-request path: x{speedup:.1f}")
         lines += [
             f"Run of {date.today().isoformat()} ({platform.machine()}, Python "
             f"{platform.python_version()}), `python benchmarks/bench_scenario.py "
@@ -116,6 +127,12 @@ def main() -> None:
             f"| same trace, placement only (baseline) | {base['wall_s']:.1f} s "
             f"| {base['sim_s'] / base['wall_s']:.0f} | {base['rss_mib']:.0f} MiB | - "
             f"| ratio all models / baseline: x{ratio:.2f} |",
+            f"| first {args.short_s:g} s, waves of {args.bucket_ms:g} ms | "
+            f"{short_w['wall_s']:.1f} s | {short_w['sim_s'] / short_w['wall_s']:.0f} "
+            f"| {short_w['rss_mib']:.0f} MiB | {short_w['requests']:,} | |",
+            f"| first {args.short_s:g} s, per-request path (W = 0) | {short_0['wall_s']:.1f} s "
+            f"| {short_0['sim_s'] / short_0['wall_s']:.0f} | {short_0['rss_mib']:.0f} MiB "
+            f"| {short_0['requests']:,} | waves x{speedup:.1f} faster |",
             "",
             "| nodes | span | wall | sim s / wall s | peak RSS |",
             "| ---: | ---: | ---: | ---: | ---: |",

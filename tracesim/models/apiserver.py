@@ -45,7 +45,7 @@ import simpy
 from . import etcd as etcd_mod
 from .etcd import EtcdModel
 from .params import ApiServerParams
-from .queueing import FcfsServer
+from .queueing import LindleyServer
 
 MUTATING = frozenset({"create", "update", "patch", "delete"})
 READ_ONLY = frozenset({"get", "list"})
@@ -56,6 +56,14 @@ APF_REJECTED = len(etcd_mod.REASONS)
 INFLIGHT_REJECTED = APF_REJECTED + 1
 #: HTTP-like status per reason code (200/201 for ok is decided by the verb).
 STATUS = np.array([200, 413, 500, 409, 404, 429, 429], dtype=np.uint16)
+#: Verb and scope codes of mixed groups (:meth:`ApiServerModel.submit_mixed`); the same
+#: order as :class:`~tracesim.sim.metrics.Metrics`' vocabularies start with.
+VERBS = ("create", "update", "patch", "delete", "get", "list", "watch")
+VERB_CODE = {v: i for i, v in enumerate(VERBS)}
+SCOPES = ("resource", "namespace", "cluster")
+SCOPE_CODE = {v: i for i, v in enumerate(SCOPES)}
+#: Status of a successful request by verb code (201 Created for create).
+_OK_STATUS = np.array([201 if v == "create" else 200 for v in VERBS], dtype=np.uint16)
 
 #: ``on_done(latency_s, reasons, members)`` for a submitted group; ``members`` indexes the
 #: group (None = all members). Called once per sub-group as members finish.
@@ -85,6 +93,7 @@ class _Req:
         "level",
         "matching",
         "members",
+        "mixed",
         "on_done",
         "on_watch",
         "resource",
@@ -95,6 +104,9 @@ class _Req:
         "t0",
         "verb",
     )
+
+    # ``mixed``: None, or per-member code arrays (verbs, resources, scopes, store ops, store
+    # kinds) of a group that mixes request kinds (:meth:`ApiServerModel.submit_mixed`).
 
     def __len__(self) -> int:
         return len(self.sizes)
@@ -111,6 +123,9 @@ class _Req:
         a.sizes, b.sizes = self.sizes[:k], self.sizes[k:]
         if self.keys is not None:
             a.keys, b.keys = self.keys[:k], self.keys[k:]
+        if self.mixed is not None:
+            a.mixed = tuple(c[:k] for c in self.mixed)
+            b.mixed = tuple(c[k:] for c in self.mixed)
         return a, b
 
 
@@ -186,14 +201,22 @@ class ApiServerModel:
             )
         # Watchers: resource -> (cluster-wide watcher count, node-scoped watcher count).
         self._watchers: dict[str, list[int]] = {}
-        self._dispatchers: dict[str, FcfsServer] = {}
+        self._dispatchers: dict[str, LindleyServer] = {}
+        # Resource codes of mixed groups, and their codes in ``metrics``.
+        self.resource_names: list[str] = []
+        self._resource_codes: dict[str, int] = {}
+        self._metric_res = np.zeros(0, dtype=np.uint16)
         self.watch_events = 0
         self.watch_sends = 0
         self.watch_bytes_sent = 0.0
         self._ser_s = p.serialize_ns_per_byte / 1e9
         self._req_s = p.request_cpu_us / 1e6
+        self._watch_codes: dict[str, int] = {}
         if metrics is not None:
             self._reason_codes = np.array([metrics.reasons.code(r) for r in REASONS], np.uint8)
+            self._watch_verb = metrics.verbs.code("watch")
+            self._cluster_scope = metrics.scopes.code("cluster")
+            self._ok_reason = metrics.reasons.code("ok")
             self._register_metrics(metrics)
         if compactor:
             etcd.start_compactor(p.compaction_interval_s)
@@ -217,6 +240,17 @@ class ApiServerModel:
         )
 
     # ------------------------------------------------------------------ public API
+
+    def resource_code(self, resource: str) -> int:
+        """The code of ``resource`` (``pods``, ``pods/binding``, ...) for :meth:`submit_mixed`."""
+        c = self._resource_codes.get(resource)
+        if c is None:
+            c = self._resource_codes[resource] = len(self.resource_names)
+            self.resource_names.append(resource)
+            if self.metrics is not None:
+                code = self.metrics.resources.code(resource)
+                self._metric_res = np.append(self._metric_res, np.uint16(code))
+        return c
 
     def seats(self) -> dict[str, int]:
         """Seats per priority level (or max-in-flight pool)."""
@@ -311,6 +345,56 @@ class ApiServerModel:
             level = "mutating" if verb in MUTATING else "readonly"
         elif level != "exempt" and level not in self.levels:
             raise ValueError(f"unknown priority level {level!r}; valid: {', '.join(self.levels)}")
+        r.mixed = None
+        r.level = level
+        if level == "exempt":
+            self._start(r)
+        else:
+            self._offer(self.levels[level], r)
+
+    def submit_mixed(
+        self,
+        level: str,
+        flow: str,
+        verbs: np.ndarray,
+        resources: np.ndarray,
+        scopes: np.ndarray,
+        store_ops: np.ndarray,
+        store_kinds: np.ndarray,
+        keys: Sequence[Hashable],
+        sizes_bytes: np.ndarray,
+        *,
+        on_done: ApiDone | None = None,
+        on_watch: Callable[[np.ndarray], Any] | None = None,
+    ) -> None:
+        """A group of *mutating* requests of several kinds arriving now at one priority level.
+
+        The hot path of a replay: one APF offer, one etcd proposal group and one callback for
+        requests that differ in verb and resource. Per member: ``verbs`` (codes of
+        :data:`VERBS`), ``resources`` (:meth:`resource_code`), ``scopes`` (codes of
+        :data:`SCOPES`), ``store_ops`` (etcd op codes) and ``store_kinds``
+        (:meth:`EtcdModel.kind_code`), ``keys`` and JSON ``sizes_bytes``. The group is charged
+        as :meth:`submit` charges one verb/resource (the seat is held for the request CPU time
+        of the group's mean size), metrics get one row per member with its own verb/resource,
+        and the watch fan-out is one dispatch per stored kind. ``on_watch(members)`` is called
+        per stored kind once its events have been dispatched.
+        """
+        r = _Req()
+        r.verb, r.resource, r.scope, r.flow = None, None, None, flow
+        r.sizes = np.asarray(sizes_bytes, dtype=float)
+        r.keys = list(keys)
+        r.members = None
+        r.on_done = on_done
+        r.on_watch = on_watch
+        r.store_op = r.store_kind = None
+        r.t0 = self.env.now
+        r.matching = r.in_scope = None
+        r.indexed = False
+        r.mixed = (verbs, resources, scopes, store_ops, store_kinds)
+        if not self.p.apf_enabled:
+            level = "mutating"
+        elif level != "exempt" and level not in self.levels:
+            raise ValueError(f"unknown priority level {level!r}; valid: {', '.join(self.levels)}")
         r.level = level
         if level == "exempt":
             self._start(r)
@@ -324,7 +408,8 @@ class ApiServerModel:
         w = self._watchers.setdefault(resource, [0, 0])
         w[1 if node_scoped else 0] += count
         if resource not in self._dispatchers:
-            self._dispatchers[resource] = FcfsServer(self.env, 1, name=f"watch-{resource}")
+            # One dispatch loop per resource (FCFS, one server; see LindleyServer).
+            self._dispatchers[resource] = LindleyServer(self.env, name=f"watch-{resource}")
 
     def watchers(self, resource: str) -> tuple[int, int]:
         """(cluster-wide, node-scoped) watcher counts of ``resource``."""
@@ -361,21 +446,23 @@ class ApiServerModel:
         self.watch_sends += sends
         self.watch_bytes_sent += sends * total_bytes / n_events
         self.cpu_s += cost
-        if self.metrics is None and on_delivered is None:
-            d.submit(cost)
-            return
-        t0 = self.env.now
-
-        def delivered(_wait):
-            if self.metrics is not None:
-                lat = self.env.now - t0
-                self.metrics.record_requests(
-                    self.env.now, np.full(n_events, lat), "watch", resource, "cluster"
-                )
-            if on_delivered is not None:
-                on_delivered()
-
-        d.submit(cost, delivered)
+        end = d.submit(cost, None if on_delivered is None else (lambda _w: on_delivered()))
+        m = self.metrics
+        if m is not None:
+            # The dispatcher's end time is known now (FCFS, known service): the samples are
+            # recorded at once, with their completion time.
+            res_code = self._watch_codes.get(resource)
+            if res_code is None:
+                res_code = self._watch_codes[resource] = m.resources.code(resource)
+            m.record_coded(
+                end,
+                np.full(n_events, end - self.env.now),
+                self._watch_verb,
+                res_code,
+                self._cluster_scope,
+                200,
+                self._ok_reason,
+            )
 
     # ------------------------------------------------------------------ admission
 
@@ -457,7 +544,7 @@ class ApiServerModel:
 
     def _start(self, r: _Req) -> None:
         n = len(r)
-        if r.verb in MUTATING:
+        if r.mixed is not None or r.verb in MUTATING:
             # Decode the body, encode for storage: the seat is held meanwhile.
             total = float(r.sizes.sum())
             mean = total / n if n else 0.0
@@ -478,6 +565,9 @@ class ApiServerModel:
             self._list(r)
 
     def _to_etcd(self, r: _Req) -> None:
+        if r.mixed is not None:
+            self._to_etcd_mixed(r)
+            return
         if r.keys is None:
             raise ValueError(f"{r.verb} {r.resource}: keys are required for mutating requests")
 
@@ -500,6 +590,43 @@ class ApiServerModel:
         ratio = self.p.storage_size_ratio
         sizes = r.sizes if ratio == 1.0 else r.sizes * ratio
         self.etcd.submit_writes(r.store_op, kind, r.keys, sizes, done)
+
+    def _to_etcd_mixed(self, r: _Req) -> None:
+        names = self.etcd.kind_names
+
+        def done(_lat, reasons, members):
+            sub = r if members is None else _sub(r, members)
+            self._finish(sub, reasons, r.level)
+            ok = reasons == 0
+            k = int(np.count_nonzero(ok))
+            if not k:
+                return
+            kinds = sub.mixed[4]
+            idx = sub.members if sub.members is not None else np.arange(len(sub.sizes))
+            on_watch = r.on_watch
+            if k < len(ok):
+                kinds, idx, sizes = kinds[ok], idx[ok], sub.sizes[ok]
+            else:
+                sizes = sub.sizes
+            first = int(kinds[0])
+            if (kinds == first).all():
+                groups = [(first, None)]
+            else:
+                groups = [(c, kinds == c) for c in np.unique(kinds).tolist()]
+            for c, sel in groups:
+                kind = names[c]
+                if kind not in self._dispatchers and on_watch is None:
+                    continue
+                g_idx = idx if sel is None else idx[sel]
+                g_bytes = float(sizes.sum() if sel is None else sizes[sel].sum())
+                notify = None
+                if on_watch is not None:
+                    notify = lambda g_idx=g_idx: on_watch(g_idx)  # noqa: E731
+                self._fanout(kind, len(g_idx), g_bytes, notify)
+
+        ratio = self.p.storage_size_ratio
+        sizes = r.sizes if ratio == 1.0 else r.sizes * ratio
+        self.etcd.submit_writes(r.mixed[3], r.mixed[4], r.keys, sizes, done)
 
     def _list(self, r: _Req) -> None:
         p = self.p
@@ -546,7 +673,21 @@ class ApiServerModel:
             self._release(level, n)
         now = self.env.now
         lat = np.full(n, now - r.t0)
-        if self.metrics is not None and not reasons.any():
+        if self.metrics is not None and r.mixed is not None:
+            verbs = r.mixed[0]
+            status = _OK_STATUS[verbs]
+            if reasons.any():
+                status = np.where(reasons == 0, status, STATUS[reasons])
+            self.metrics.record_coded(
+                now,
+                lat,
+                verbs,
+                self._metric_res[r.mixed[1]],
+                r.mixed[2],
+                status,
+                self._reason_codes[reasons],
+            )
+        elif self.metrics is not None and not reasons.any():
             self.metrics.record_requests(
                 now, lat, r.verb, r.resource, r.scope, 201 if r.verb == "create" else 200, 0
             )
@@ -568,5 +709,7 @@ def _sub(r: _Req, members: np.ndarray) -> _Req:
         setattr(s, name, getattr(r, name))
     s.sizes = r.sizes[members]
     s.keys = None if r.keys is None else [r.keys[i] for i in members.tolist()]
+    if r.mixed is not None:
+        s.mixed = tuple(c[members] for c in r.mixed)
     s.members = members if r.members is None else r.members[members]
     return s

@@ -133,6 +133,17 @@ class EtcdModel:
         self.reads = FcfsServer(env, p.read_concurrency, name="etcd-read")
         self._batch_fixed_s = (p.peer_rtt_ms + p.fsync_ms) / 1e3
         self._rtt_s = p.client_rtt_ms / 1e3
+        #: Kind names by code, for groups that mix kinds (``submit_writes`` with code arrays).
+        self.kind_names: list[str] = []
+        self._kind_codes: dict[str, int] = {}
+
+    def kind_code(self, kind: str) -> int:
+        """The code of ``kind`` for mixed-kind groups (new kinds get the next code)."""
+        c = self._kind_codes.get(kind)
+        if c is None:
+            c = self._kind_codes[kind] = len(self.kind_names)
+            self.kind_names.append(kind)
+        return c
 
     # ------------------------------------------------------------------ state queries
 
@@ -224,7 +235,7 @@ class EtcdModel:
     def submit_writes(
         self,
         op: str | np.ndarray,
-        kind: str,
+        kind: str | np.ndarray,
         keys: Sequence[Hashable],
         sizes_bytes: np.ndarray,
         on_done: WritesDone | None = None,
@@ -232,19 +243,21 @@ class EtcdModel:
         """A group of writes to ``kind`` arriving now; ``on_done`` reports each member.
 
         ``op`` is ``"create"``, ``"update"``/``"patch"`` or ``"delete"`` for all members, or an
-        array of op codes (:data:`CREATE`, :data:`UPDATE`, :data:`DELETE`). ``on_done`` may be
-        called more than once (rejected members first, with their ``members`` index).
+        array of op codes (:data:`CREATE`, :data:`UPDATE`, :data:`DELETE`); ``kind`` a kind name
+        for all members, or an array of codes from :meth:`kind_code` (a group mixing kinds is
+        applied kind by kind, in member order within each kind). ``on_done`` may be called
+        more than once (rejected members first, with their ``members`` index).
         """
         p = self.p
         ops = OPS[op] if isinstance(op, str) else np.asarray(op, dtype=np.int8)
         sizes = np.asarray(sizes_bytes, dtype=float)
         n = len(sizes)
         # Checked before proposal: request size, then quota (puts only).
-        if isinstance(ops, int) and n:
+        if n:
             smax = float(sizes.max())
             if smax <= p.max_request_bytes and (
-                ops == DELETE
-                or (not self.alarm_nospace and self._file_bytes + smax < p.quota_bytes)
+                (not self.alarm_nospace and self._file_bytes + smax < p.quota_bytes)
+                or (isinstance(ops, int) and ops == DELETE)
             ):
                 self._pending.append(_Writes(kind, ops, keys, sizes, self.env.now, on_done))
                 self._kick()
@@ -272,6 +285,8 @@ class EtcdModel:
             sizes = sizes[good]
             if not isinstance(ops, int):
                 ops = ops[good]
+            if not isinstance(kind, str):
+                kind = kind[good]
             if on_done is not None:
                 on_done = _remap(on_done, good)
         self._pending.append(_Writes(kind, ops, keys, sizes, self.env.now, on_done))
@@ -387,15 +402,32 @@ class EtcdModel:
 
     def _apply(self, w: _Writes) -> np.ndarray:
         """Apply a group at commit of its batch; reason code per member."""
-        store = self._store.setdefault(w.kind, {})
-        n = len(w.sizes)
-        sizes = w.sizes.tolist()
-        keys = w.keys
+        if isinstance(w.kind, str):
+            return self._apply_kind(w.kind, w.ops, w.keys, w.sizes)
+        codes = w.kind
+        first = int(codes[0])
+        if codes[-1] == first and (codes == first).all():
+            return self._apply_kind(self.kind_names[first], w.ops, w.keys, w.sizes)
+        reasons = np.zeros(len(codes), dtype=np.uint8)
+        for c in np.unique(codes).tolist():
+            idx = np.flatnonzero(codes == c)
+            ops = w.ops if isinstance(w.ops, int) else w.ops[idx]
+            keys = [w.keys[i] for i in idx.tolist()]
+            reasons[idx] = self._apply_kind(self.kind_names[c], ops, keys, w.sizes[idx])
+        return reasons
+
+    def _apply_kind(self, kind: str, w_ops: Any, keys: Any, w_sizes: np.ndarray) -> np.ndarray:
+        """Apply writes to one kind in member order; reason code per member."""
+        if isinstance(w_ops, np.ndarray) and len(w_ops) and (w_ops == w_ops[0]).all():
+            w_ops = int(w_ops[0])
+        store = self._store.setdefault(kind, {})
+        n = len(w_sizes)
+        sizes = w_sizes.tolist()
         ovh = self._overhead
         reasons = np.zeros(n, dtype=np.uint8)
         superseded = []
         live_delta = 0.0
-        if isinstance(w.ops, int) and w.ops == UPDATE:
+        if isinstance(w_ops, int) and w_ops == UPDATE:
             try:  # fast path: every key exists (heartbeats, status updates)
                 olds = [store[k] for k in keys]
             except KeyError:
@@ -403,14 +435,14 @@ class EtcdModel:
             if olds is not None:
                 store.update(zip(keys, sizes, strict=True))
                 old_arr = np.asarray(olds)
-                live_delta = float(w.sizes.sum() - old_arr.sum())
-                self._live_bytes[w.kind] = self._live_bytes.get(w.kind, 0.0) + live_delta
+                live_delta = float(w_sizes.sum() - old_arr.sum())
+                self._live_bytes[kind] = self._live_bytes.get(kind, 0.0) + live_delta
                 self._append_history(old_arr + ovh)
                 self.revision += n
                 self.writes_ok += n
-                self._account_uncommitted(w.sizes)
+                self._account_uncommitted(w_sizes)
                 return reasons
-        ops = [w.ops] * n if isinstance(w.ops, int) else w.ops.tolist()
+        ops = [w_ops] * n if isinstance(w_ops, int) else w_ops.tolist()
         ok_sizes = []
         for i in range(n):
             key, op, size = keys[i], ops[i], sizes[i]
@@ -436,7 +468,7 @@ class EtcdModel:
                 size = 0.0
             ok_sizes.append(size)
         k = len(superseded)
-        self._live_bytes[w.kind] = self._live_bytes.get(w.kind, 0.0) + live_delta
+        self._live_bytes[kind] = self._live_bytes.get(kind, 0.0) + live_delta
         if k:
             self._append_history(np.asarray(superseded))
             self.revision += k

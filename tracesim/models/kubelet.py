@@ -15,10 +15,17 @@ simplification): within a bucket, writes arrive together at the bucket's start.
   ``node_status_report_interval_s``;
 - ``nodestatus`` (before KEP-589): every node writes its whole NodeStatus every
   ``heartbeat_interval_s``.
+
+With ``process=False`` no process is started: a caller that batches requests itself (the
+replay's control plane, :mod:`tracesim.sim.controlplane`) pulls the writes due in a time window
+with :meth:`Heartbeats.due` (exact per-object times, one vectorised search per stream) and
+submits them together with its other requests, so Lease and NodeStatus writes share one
+request group per window.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -46,6 +53,7 @@ class WriteStream:
         flows: int = 64,
         start_s: float = 0.0,
         until_s: float | None = None,
+        process: bool = True,
     ) -> None:
         self.env = env
         self.api = apiserver
@@ -57,6 +65,11 @@ class WriteStream:
         self.ok = 0
         self.rejected = 0
         phases = rng.uniform(0.0, self.interval_s, n_objects)
+        self.start_s = float(start_s)
+        self.size_bytes = float(size_bytes)
+        by_phase = np.argsort(phases, kind="stable")
+        self._phases = phases[by_phase]  # sorted phases (s) and the object of each
+        self._objects = by_phase.astype(np.int64)
         bucket = np.floor(phases / bucket_s).astype(np.int64)
         order = np.argsort(bucket, kind="stable")
         b_sorted = bucket[order]
@@ -67,7 +80,32 @@ class WriteStream:
         self.sizes = [np.full(len(g), float(size_bytes)) for g in groups]
         # Spread the groups over flows so shuffle sharding sees many kubelets, not one user.
         self.flows = [f"{resource}-{i % flows}" for i in range(len(groups))]
-        self.process = env.process(self._run(float(start_s)))
+        self.process = env.process(self._run(float(start_s))) if process else None
+
+    def due(self, t0_s: float, t1_s: float) -> np.ndarray:
+        """Objects (keys, in time order) whose writes fall in ``[t0_s, t1_s)``; counts them as
+        sent. For callers that submit the writes themselves (``process=False``)."""
+        if self.until_s is not None:
+            t1_s = min(t1_s, self.until_s)
+        a, b = max(t0_s - self.start_s, 0.0), t1_s - self.start_s
+        if b <= a:
+            return self._objects[:0]
+        period = self.interval_s
+        ph = self._phases
+        parts = []
+        c = math.floor(a / period)
+        while c * period < b:
+            lo, hi = a - c * period, b - c * period
+            i0 = int(np.searchsorted(ph, lo, "left")) if lo > 0 else 0
+            i1 = int(np.searchsorted(ph, hi, "left")) if hi < period else len(ph)
+            if i1 > i0:
+                parts.append(self._objects[i0:i1])
+            c += 1
+        if not parts:
+            return self._objects[:0]
+        keys = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        self.sent += len(keys)
+        return keys
 
     def _on_done(self, lat: np.ndarray, reasons: np.ndarray, _members: Any) -> None:
         k = int(np.count_nonzero(reasons == 0))
@@ -114,8 +152,11 @@ class Heartbeats:
         rng: np.random.Generator,
         *,
         until_s: float | None = None,
+        process: bool = True,
     ) -> None:
         etcd = apiserver.etcd
+        self._ok_pulled = 0  # answers to writes pulled with due() (process=False)
+        self._rejected_pulled = 0
         keys = list(range(n_nodes))
         bucket_s = params.stream_bucket_ms / 1e3
         # etcd stores what the apiserver encodes (protobuf), a fraction of the JSON size.
@@ -135,6 +176,7 @@ class Heartbeats:
                     rng,
                     bucket_s,
                     until_s=until_s,
+                    process=process,
                 )
             )
             self.streams.append(
@@ -148,6 +190,7 @@ class Heartbeats:
                     rng,
                     bucket_s,
                     until_s=until_s,
+                    process=process,
                 )
             )
         else:
@@ -162,6 +205,7 @@ class Heartbeats:
                     rng,
                     bucket_s,
                     until_s=until_s,
+                    process=process,
                 )
             )
 
@@ -173,12 +217,22 @@ class Heartbeats:
     @property
     def ok(self) -> int:
         """Heartbeat writes acknowledged so far."""
-        return sum(s.ok for s in self.streams)
+        return sum(s.ok for s in self.streams) + self._ok_pulled
 
     @property
     def rejected(self) -> int:
         """Heartbeat writes rejected so far (429, etcd limits)."""
-        return sum(s.rejected for s in self.streams)
+        return sum(s.rejected for s in self.streams) + self._rejected_pulled
+
+    def due(self, t0_s: float, t1_s: float) -> list[tuple[WriteStream, np.ndarray]]:
+        """Per stream, the nodes whose heartbeat writes fall in ``[t0_s, t1_s)`` (see
+        :meth:`WriteStream.due`); the caller submits them and reports with :meth:`answered`."""
+        return [(s, s.due(t0_s, t1_s)) for s in self.streams]
+
+    def answered(self, ok: int, rejected: int) -> None:
+        """Count answers to pulled writes (``process=False``)."""
+        self._ok_pulled += ok
+        self._rejected_pulled += rejected
 
     def writes_per_s(self, params: KubeletParams, n_nodes: int) -> float:
         """Expected heartbeat writes per second in steady state."""

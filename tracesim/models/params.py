@@ -274,8 +274,16 @@ class WorkloadParams:
     request_bucket_ms: float = _p(
         10.0,
         "ms",
-        "simplification: writes of one verb/resource within a bucket are submitted together "
-        "(at most one bucket late); 0 = each at its own time",
+        "simplification: the replay submits requests in waves on a grid of this width, one "
+        "group per APF level per wave (docs/models.md, batching); 0 = each at its own time",
+    )
+    wave_max_seat_fraction: float = _p(
+        1.0,
+        "ratio",
+        "simplification (docs/models.md, waves): a level's part of a wave larger than this "
+        "fraction of the level's APF seats is offered in chunks spread over the window, as "
+        "spread arrivals would be",
+        minimum=0.001,
     )
     controller_watchers: int = _p(
         3,

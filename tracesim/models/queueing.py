@@ -105,3 +105,91 @@ class FcfsServer:
             self._start(*self._queue.popleft())
         if on_done is not None:
             on_done(wait_s)
+
+
+class LindleyServer:
+    """An FCFS single server whose job times follow from the Lindley recursion.
+
+    The same station as ``FcfsServer(env, 1)`` (tests check they agree job by job), for jobs
+    whose service time is known on arrival and that arrive in time order: a job arriving at
+    ``t`` starts at ``max(t, finish of the previous job)`` and ends ``service_s`` later, so no
+    SimPy event is needed to *run* it. SimPy still owns time: ``on_done`` callbacks fire from
+    an ``env.timeout`` at the job's end, and only jobs that have one cost an event (a watch
+    dispatcher whose events nobody waits for costs a few float operations per job).
+    Utilisation and queue-length integrals are exact at any ``env.now``.
+    """
+
+    __slots__ = (
+        "_busy_area_done",
+        "_last_finish",
+        "_service_total",
+        "_starts",
+        "_wait_done",
+        "_waiting_arrivals",
+        "capacity",
+        "completed",
+        "env",
+        "name",
+    )
+
+    def __init__(self, env: simpy.Environment, name: str = "") -> None:
+        self.env = env
+        self.name = name
+        self.capacity = 1
+        self.completed = 0
+        self._last_finish = env.now
+        self._service_total = 0.0  # service assigned to all jobs so far (s)
+        self._busy_area_done = 0.0
+        # Jobs not yet started: (start time, arrival time), in FCFS (= start) order.
+        self._starts: deque[tuple[float, float]] = deque()
+        self._wait_done = 0.0  # job-seconds waited by jobs that have started
+        self._waiting_arrivals = 0.0  # sum of arrival times of jobs still waiting
+
+    def _settle(self) -> None:
+        now = self.env.now
+        q = self._starts
+        while q and q[0][0] <= now:
+            start, arrival = q.popleft()
+            self._wait_done += start - arrival
+            self._waiting_arrivals -= arrival
+
+    def submit(self, service_s: float, on_done: DoneFn | None = None) -> float:
+        """Queue a job of ``service_s`` s arriving now; returns its end time (s).
+
+        ``on_done(wait_s)`` is called at the end time (through a SimPy timeout)."""
+        now = self.env.now
+        start = self._last_finish if self._last_finish > now else now
+        end = start + service_s
+        self._last_finish = end
+        self._service_total += service_s
+        if start > now:
+            self._settle()
+            self._starts.append((start, now))
+            self._waiting_arrivals += now
+        self.completed += 1
+        if on_done is not None:
+            wait = start - now
+            ev = self.env.timeout(end - now)
+            ev.callbacks.append(lambda _ev: on_done(wait))
+        return end
+
+    def busy_area_s(self) -> float:
+        """Server-seconds of busy time up to now (work still to do is not counted)."""
+        remaining = self._last_finish - self.env.now
+        return self._service_total - (remaining if remaining > 0 else 0.0)
+
+    def queue_area_s(self) -> float:
+        """Integral of the number of waiting jobs up to now, job-seconds."""
+        self._settle()
+        return self._wait_done + len(self._starts) * self.env.now - self._waiting_arrivals
+
+    @property
+    def queue_len(self) -> int:
+        """Jobs waiting (not yet started) right now."""
+        self._settle()
+        return len(self._starts)
+
+    @property
+    def in_service(self) -> int:
+        """1 if a job is being served right now, else 0."""
+        return 1 if self._last_finish > self.env.now else 0

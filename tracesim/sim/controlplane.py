@@ -20,10 +20,26 @@ What a replay charges (docs/models.md, "How a replay charges each request"):
   and Node rows are then not replayed);
 - **every other write of the trace** at its recorded time and size (:class:`TraceWrites`).
 
-Requests of one kind that fall into the same ``workload.request_bucket_ms`` bucket are
-submitted together (one APF offer, one etcd proposal group): a request is at most one bucket
-late. Requests rejected with 429 are retried after ``workload.retry_after_s`` (client-go),
-others end with their reason.
+**Waves.** With ``W = workload.request_bucket_ms > 0`` the replay submits its requests in waves,
+one every ``W`` (ticks at ``k * W``): at each tick, per APF priority level, ONE request group
+(:meth:`~tracesim.models.apiserver.ApiServerModel.submit_mixed`: one APF offer, one etcd
+proposal group, one callback) carries every request of that level, whatever its verb and
+resource. What a wave holds:
+
+- requests caused by a model event (pod create at its trace time, binding and Event when the
+  client's token is granted, retries): those that arose since the previous tick (at most ``W``
+  late);
+- requests due after a fixed delay (kubelet ContainerCreating / Running, final status and
+  removal after a DELETE) and Event expiries: those due within ``W/2`` of the tick (nearest
+  tick: at most ``W/2`` early or late, no bias on average);
+- heartbeats and the trace's other writes due in ``[tick, tick + W)`` (at most ``W`` early).
+
+A level's part of a wave larger than ``workload.wave_max_seat_fraction`` of the level's APF
+seats is offered in equal chunks spread evenly over the window, as spread arrivals would be,
+so batching does not queue or reject requests that the real arrival spread would not.
+``W = 0`` is the per-request path: every request at its own time, in its own group.
+Requests rejected with 429 are retried after ``workload.retry_after_s`` (client-go), others
+end with their reason.
 """
 
 from __future__ import annotations
@@ -36,7 +52,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..models import apiserver as api_mod
-from ..models.apiserver import ApiServerModel
+from ..models import etcd as etcd_mod
+from ..models.apiserver import SCOPE_CODE, VERB_CODE, ApiServerModel
 from ..models.etcd import EtcdModel
 from ..models.kubelet import Heartbeats
 from ..models.params import Profile
@@ -52,6 +69,9 @@ RETRIED = {api_mod.APF_REJECTED, api_mod.INFLIGHT_REJECTED}
 VERBS = {0: "create", 1: "update", 2: "delete"}
 #: Resources watched by node-level agents (kube-proxy: Endpoints, EndpointSlices, Services).
 NODE_AGENT_RESOURCES = ("endpoints", "endpointslices", "services")
+#: Flow distinguishers per level in a wave: waves rotate over this many flows, so shuffle
+#: sharding sees many clients (kubelets, controllers), not one.
+WAVE_FLOWS = 64
 
 
 class CalibratedTiming:
@@ -80,7 +100,19 @@ class CalibratedTiming:
 class _Step:
     """One kind of request the replay makes for pods (fixed verb/resource/level/storage)."""
 
-    __slots__ = ("done", "level", "name", "resource", "scope", "storage", "tags", "verb", "watch")
+    __slots__ = (
+        "code",
+        "done",
+        "event",
+        "level",
+        "name",
+        "resource",
+        "scope",
+        "storage",
+        "tags",
+        "verb",
+        "watch",
+    )
 
     def __init__(self, name, verb, resource, level, storage, done=None, watch=None):
         self.name = name
@@ -88,10 +120,12 @@ class _Step:
         self.resource = resource
         self.scope = "namespace"
         self.level = level
-        self.storage = storage
+        self.storage = storage or (verb, resource)
         self.done = done  # fn(tags ok, tags rejected, reason codes) after the response
         self.watch = watch  # fn(tags) after the watch event was dispatched
         self.tags: list[int] = []
+        self.event = resource == "events"
+        self.code = 0
 
 
 class ControlPlane:
@@ -113,7 +147,8 @@ class ControlPlane:
         self.api = api = ApiServerModel(env, self.etcd, prof.apiserver, m)
         self.ratio = prof.apiserver.storage_size_ratio
         wl = prof.workload
-        self.bucket_s = wl.request_bucket_ms / 1e3
+        self.bucket_s = self.wave_s = wl.request_bucket_ms / 1e3
+        self.wave_fraction = wl.wave_max_seat_fraction
         n_nodes = len(w.node_names)
         self.n_nodes = n_nodes
         # Watchers (facts, watch fan-out).
@@ -162,9 +197,17 @@ class ControlPlane:
         self.heartbeats: Heartbeats | None = None
         if wl.model_heartbeats and n_nodes:
             rng = np.random.default_rng([sim.seed, 1])
-            self.heartbeats = Heartbeats(env, api, prof.kubelet, n_nodes, rng, until_s=w.duration_s)
+            self.heartbeats = Heartbeats(
+                env,
+                api,
+                prof.kubelet,
+                n_nodes,
+                rng,
+                until_s=w.duration_s,
+                process=self.wave_s <= 0,  # waves pull heartbeats themselves
+            )
         self.writes = writes
-        # Request kinds for pods, in a fixed order (flushes are deterministic).
+        # Request kinds for pods, in a fixed order (waves are built in this order).
         k = prof.kubelet
         self.sync_s = k.sync_delay_ms / 1e3
         self.start_s = k.pod_start_latency_s
@@ -187,72 +230,176 @@ class ControlPlane:
                 _Step("pod_remove", "delete", "pods", "system", ("delete", "pods")),
             )
         }  # fmt: skip
-        self._flush_pending = False
         self._step_list = list(self.steps.values())
+        for i, s in enumerate(self._step_list):
+            s.code = i
+        e = self.etcd
+        self._st_verb = np.array([VERB_CODE[s.verb] for s in self._step_list], np.uint8)
+        self._st_res = np.array([api.resource_code(s.resource) for s in self._step_list], np.int64)
+        self._st_scope = np.array([SCOPE_CODE[s.scope] for s in self._step_list], np.uint8)
+        self._st_sop = np.array([etcd_mod.OPS[s.storage[0]] for s in self._step_list], np.int8)
+        self._st_kind = np.array([e.kind_code(s.storage[1]) for s in self._step_list], np.int64)
+        self._levels: dict[str, list[_Step]] = {}
+        for s in self._step_list:
+            self._levels.setdefault(s.level, []).append(s)
+        # Fixed-delay timers (due time, pod), appended in time order: one deque per delay.
+        self._t_creating: deque[tuple[float, int]] = deque()
+        self._t_running: deque[tuple[float, int]] = deque()
+        self._t_stopped: deque[tuple[float, int]] = deque()
+        self._timers = (
+            (self._t_creating, self._creating),
+            (self._t_running, self._running),
+            (self._t_stopped, self._stopped),
+        )
+        # Client tokens granted in the future: (time, step code, tag), in grant order.
+        self._granted: deque[tuple[float, int, int]] = deque()
+        self._tick_no = 0
+        self._offers: list[tuple[Any, Any, Any]] = []
+        self.waves = 0  # request groups submitted by waves
 
     # ------------------------------------------------------------------ request plumbing
 
-    def _add(self, step: str, pod: int) -> None:
-        s = self.steps[step]
-        s.tags.append(pod)
-        if self.bucket_s <= 0:
-            self._flush()
-        elif not self._flush_pending:
-            self._flush_pending = True
-            b = self.bucket_s
-            at = (math.floor(self.env.now / b + 1e-9) + 1) * b
-            ev = self.env.timeout(max(at - self.env.now, 0.0))
-            ev.callbacks.append(lambda _e: self._flush())
+    def _add(self, step: str, tag: int) -> None:
+        self.steps[step].tags.append(tag)
+        if self.wave_s <= 0:
+            self._flush_lifecycle()
 
-    def _flush(self) -> None:
-        self._flush_pending = False
-        for s in self._step_list:
-            if s.tags:
-                tags = np.asarray(s.tags, dtype=np.int64)
-                s.tags = []
-                self._submit(s, tags)
-
-    def _submit(self, s: _Step, tags: np.ndarray) -> None:
-        self.submitted += len(tags)
-        keys = tags.tolist()  # pod index, or the Event's own key
-        if s.resource == "events":
-            sizes = np.full(len(tags), float(self.profile.workload.event_size_bytes))
+    def _after(self, timers: deque, fn: Callable[[int], Any], delay_s: float, tag: int) -> None:
+        """``fn(tag)`` after a fixed delay: at the nearest tick (waves), else at its time."""
+        if self.wave_s <= 0:
+            self._later(delay_s, fn, tag)
         else:
-            sizes = self.pod_sizes[tags]
+            timers.append((self.env.now + delay_s, tag))
 
+    def _token(self, step: int, tag: int) -> None:
+        """Reserve a client token for a binding or Event; submit when granted."""
+        delay = self.bucket.reserve(self.env.now)
+        s = self._step_list[step]
+        if delay <= 0:
+            self._add(s.name, tag)
+            return
+        self.limiter_waiting += 1
+        if self.wave_s <= 0:
+            self._later(delay, self._granted_one, s.name, tag)
+        else:
+            self._granted.append((self.env.now + delay, step, tag))
+
+    def _granted_one(self, step: str, tag: int) -> None:
+        self.limiter_waiting -= 1
+        self._add(step, tag)
+
+    def _flush_lifecycle(self) -> None:
+        """Submit the buffered pod requests: one group per priority level."""
+        for level, steps in self._levels.items():
+            parts = [s for s in steps if s.tags]
+            if not parts:
+                continue
+            counts = [len(s.tags) for s in parts]
+            codes = np.repeat(np.array([s.code for s in parts], np.int64), counts)
+            tag_list: list[int] = []
+            for s in parts:
+                tag_list += s.tags
+                s.tags = []
+            tags = np.asarray(tag_list, dtype=np.int64)
+            sizes = self.pod_sizes[np.maximum(tags, 0)] if len(self.pod_sizes) else None
+            ev_size = float(self.profile.workload.event_size_bytes)
+            if sizes is None:
+                sizes = np.full(len(tags), ev_size)
+            for s in parts:
+                if s.event:
+                    sizes[codes == s.code] = ev_size
+            self.submitted += len(tags)
+            flow = f"{level}-{self._tick_no % WAVE_FLOWS}"
+            self._offer(
+                level,
+                flow,
+                self._st_verb[codes],
+                self._st_res[codes],
+                self._st_scope[codes],
+                self._st_sop[codes],
+                self._st_kind[codes],
+                tags,
+                sizes,
+                lambda ct: self._lifecycle_handlers(*ct),
+                (codes, tags),
+            )
+
+    def _offer(self, level, flow, verbs, res, scopes, sops, kinds, keys, sizes, handlers, ctx):
+        """Offer a wave's group to the apiserver, in chunks spread over the window if it is
+        larger than ``wave_max_seat_fraction`` of the level's seats."""
+        n = len(sizes)
+        api = self.api
+        lvl = api.levels.get(level if api.p.apf_enabled else "mutating")
+        limit = n
+        if self.wave_s > 0 and lvl is not None:
+            limit = max(1, int(lvl.seats * self.wave_fraction))
+        chunks = math.ceil(n / limit)
+        size = math.ceil(n / chunks)
+        for j in range(chunks):
+            a, b = j * size, min(n, (j + 1) * size)
+            sl = slice(a, b)
+            sub = tuple(c[sl] for c in ctx)
+            on_done, on_watch = handlers(sub)
+            args = (level, flow, verbs[sl], res[sl], scopes[sl], sops[sl], kinds[sl])
+            args += (keys[sl].tolist(), sizes[sl])
+            self.waves += 1
+            if self.wave_s <= 0:
+                api.submit_mixed(*args, on_done=on_done, on_watch=on_watch)
+            else:
+                self._offers.append((args, on_done, on_watch))
+
+    def _spread_offers(self) -> None:
+        """Offer the wave's groups one after another, evenly spread over the window (the
+        first at once): groups of one tick do not meet in the APF seats or the etcd leader
+        more than the spread arrivals they stand for would."""
+        offers, self._offers = self._offers, []
+        api, k = self.api, len(offers)
+        for j, (args, on_done, on_watch) in enumerate(offers):
+            if j == 0:
+                api.submit_mixed(*args, on_done=on_done, on_watch=on_watch)
+                continue
+            ev = self.env.timeout(self.wave_s * j / k)
+            ev.callbacks.append(
+                lambda _e, a=args, d=on_done, w=on_watch: api.submit_mixed(
+                    *a, on_done=d, on_watch=w
+                )
+            )
+
+    def _lifecycle_handlers(self, codes: np.ndarray, tags: np.ndarray):
         def done(_lat, reasons, members):
-            sub = tags if members is None else tags[members]
-            self._on_done(s, sub, reasons)
+            if members is None:
+                self._on_done(codes, tags, reasons)
+            else:
+                self._on_done(codes[members], tags[members], reasons)
 
-        watch = None
-        if s.watch is not None:
-            watch = lambda members: s.watch(tags[members])  # noqa: E731
-        self.api.submit(
-            s.verb,
-            s.resource,
-            s.scope,
-            sizes,
-            keys,
-            level=s.level,
-            flow=s.name,
-            on_done=done,
-            on_watch=watch,
-            storage=s.storage,
-        )
+        def watch(members):
+            c, t = codes[members], tags[members]
+            for code in np.unique(c).tolist():
+                s = self._step_list[code]
+                if s.watch is not None:
+                    s.watch(t if len(c) == 1 or (c == code).all() else t[c == code])
 
-    def _on_done(self, s: _Step, tags: np.ndarray, reasons: np.ndarray) -> None:
+        return done, watch
+
+    def _on_done(self, codes: np.ndarray, tags: np.ndarray, reasons: np.ndarray) -> None:
         ok = reasons == 0
         n_ok = int(ok.sum())
         self.completed += n_ok
+        first = int(codes[0])
+        single = bool((codes == first).all())
+        present = [first] if single else np.unique(codes).tolist()
         if n_ok == len(tags):
-            if s.done is not None:
-                s.done(tags, None, None)
+            for code in present:
+                s = self._step_list[code]
+                if s.done is not None:
+                    s.done(tags if single else tags[codes == code], None, None)
             return
-        bad, codes = tags[~ok], reasons[~ok]
         retry_after = self.profile.workload.retry_after_s
         max_retries = self.profile.workload.max_retries
-        final_tags, final_codes = [], []
-        for pod, code in zip(bad.tolist(), codes.tolist(), strict=True):
+        final = np.zeros(len(tags), dtype=bool)
+        for i in np.flatnonzero(~ok).tolist():
+            s = self._step_list[int(codes[i])]
+            pod, code = int(tags[i]), int(reasons[i])
             key = (s.name, pod)
             tries = self.retries.get(key, 0)
             if code in RETRIED and tries < max_retries:
@@ -265,14 +412,13 @@ class ControlPlane:
             reason = api_mod.REASONS[code]
             self.rejected[reason] = self.rejected.get(reason, 0) + 1
             self.rejected_final += 1
-            final_tags.append(pod)
-            final_codes.append(code)
-        if s.done is not None:
-            s.done(
-                tags[ok],
-                np.asarray(final_tags, np.int64),
-                np.asarray(final_codes, np.uint8),
-            )
+            final[i] = True
+        for code in present:
+            s = self._step_list[code]
+            if s.done is None:
+                continue
+            mine = codes == code
+            s.done(tags[mine & ok], tags[mine & final], reasons[mine & final])
 
     def _later(self, delay_s: float, fn: Callable[..., Any], *args: Any) -> None:
         ev = self.env.timeout(max(delay_s, 0.0))
@@ -307,25 +453,21 @@ class ControlPlane:
 
     def on_scheduled(self, pod: int, now: float) -> None:
         """The scheduling cycle assumed ``pod`` on a node: bind it asynchronously."""
-        delay = self.bucket.reserve(now)
-        if delay > 0:
-            self.limiter_waiting += 1
-            self._later(delay, self._bind_granted, pod)
-        else:
-            self._add("binding", pod)
-
-    def _bind_granted(self, pod: int) -> None:
-        self.limiter_waiting -= 1
-        self._add("binding", pod)
+        self._token(self.steps["binding"].code, pod)
 
     def _binding_done(self, ok: np.ndarray, bad: np.ndarray | None, codes: Any) -> None:
         sim, now = self.sim, self.env.now
         bound = sim.state
+        bound_s = sim.bound_s
+        per_pod = self.profile.scheduler.event_writes_per_pod
+        ev_code = self.steps["event"].code
         for pod in ok.tolist():
             if bound[pod] == 3:  # BOUND: not deleted meanwhile
-                sim.bound_s[pod] = now
-            for _ in range(self.profile.scheduler.event_writes_per_pod):
-                self._new_event(pod)
+                bound_s[pod] = now
+            for _ in range(per_pod):
+                # Negative keys: never the trace's objects (whose keys are >= 0).
+                self.event_key -= 1
+                self._token(ev_code, self.event_key)
         if bad is not None and len(bad):
             for pod, code in zip(bad.tolist(), codes.tolist(), strict=True):
                 sim.binding_failed(pod, now, f"binding rejected: {api_mod.REASONS[code]}")
@@ -334,8 +476,11 @@ class ControlPlane:
         # The kubelet sees its pod bound: ContainerCreating after its sync delay, Running
         # once the containers started.
         for pod in tags.tolist():
-            self._later(self.sync_s, self._add, "status_creating", pod)
-            self._later(self.sync_s + self.start_s, self._running, pod)
+            self._after(self._t_creating, self._creating, self.sync_s, pod)
+            self._after(self._t_running, self._running, self.sync_s + self.start_s, pod)
+
+    def _creating(self, pod: int) -> None:
+        self._add("status_creating", pod)
 
     def _running(self, pod: int) -> None:
         if self.sim.state[pod] == 3:  # still on its node
@@ -346,32 +491,25 @@ class ControlPlane:
         for pod in tags.tolist():
             self.running_s[pod] = now
 
-    def _new_event(self, pod: int) -> None:
-        delay = self.bucket.reserve(self.env.now)
-        # Negative keys: never the trace's objects (whose keys are >= 0).
-        self.event_key -= 1
-        key = self.event_key
-        if delay > 0:
-            self.limiter_waiting += 1
-
-            def go(key=key):
-                self.limiter_waiting -= 1
-                self._add("event", key)
-
-            self._later(delay, go)
-        else:
-            self._add("event", key)
-
     def _event_done(self, ok: np.ndarray, bad: Any, codes: Any) -> None:
         self.events_written += len(ok)
         expire = self.env.now + self.profile.workload.event_ttl_s
-        for key in ok.tolist():
-            self._expiry.append((expire, key))
+        self._expiry.extend((expire, key) for key in ok.tolist())
         if self._expiry and self._expiry_wake is not None and not self._expiry_wake.triggered:
             self._expiry_wake.succeed()
 
+    def _expire(self, horizon_s: float) -> None:
+        """etcd deletes the Events whose lease expires before ``horizon_s`` (no API request)."""
+        q = self._expiry
+        keys = []
+        while q and q[0][0] < horizon_s:
+            keys.append(q.popleft()[1])
+        if keys:
+            self.events_expired += len(keys)
+            self.etcd.submit_writes("delete", "events", keys, np.zeros(len(keys)))
+
     def _expirer(self):
-        """etcd deletes expired Events (their lease ran out): no API request, a delete write."""
+        """Per-request path: expire Events at their own time."""
         env = self.env
         q = self._expiry
         while True:
@@ -383,12 +521,7 @@ class ControlPlane:
             due = q[0][0]
             if due > env.now:
                 yield env.timeout(due - env.now)
-            keys = []
-            horizon = env.now + max(self.bucket_s, 0.0)
-            while q and q[0][0] <= horizon:
-                keys.append(q.popleft()[1])
-            self.events_expired += len(keys)
-            self.etcd.submit_writes("delete", "events", keys, np.zeros(len(keys)))
+            self._expire(math.nextafter(env.now, math.inf))
 
     def on_pod_terminal(self, pod: int) -> None:
         """The pod finished in the trace: its kubelet writes the terminal status."""
@@ -411,82 +544,170 @@ class ControlPlane:
 
     def _delete_done(self, ok: np.ndarray, bad: Any, codes: Any) -> None:
         for pod in ok.tolist():
-            self._later(self.stop_s, self._stopped, pod)
+            self._after(self._t_stopped, self._stopped, self.stop_s, pod)
 
     def _stopped(self, pod: int) -> None:
         self._add("status_final", pod)
         self._add("pod_remove", pod)
 
-    # ------------------------------------------------------------------ the trace's writes
+    # ------------------------------------------------------------------ waves
 
-    def _trace_writer(self):
-        """Replays the trace's other writes, one request group per bucket, kind and verb."""
-        tw, env, api = self.writes, self.env, self.api
+    def _prepare_trace_writes(self) -> None:
+        """Preload the writes at or before the start; time-ordered code arrays of the rest."""
+        tw = self.writes
+        self._tw_n = 0
         if tw is None or not len(tw):
             return
         resources = [resource_of(k) for k in tw.kinds]
-        pre = tw.t_s <= 0
-        pre &= tw.op == 0
+        pre = (tw.t_s <= 0) & (tw.op == 0)
         for code, res in enumerate(resources):
             sel = pre & (tw.kind == code)
             if sel.any():
                 self.etcd.preload(res, tw.key[sel].tolist(), tw.size_bytes[sel] * self.ratio)
         live = np.flatnonzero(~pre)
-        if not len(live):
+        live = live[np.argsort(tw.t_s[live], kind="stable")]
+        api, e = self.api, self.etcd
+        kind = tw.kind[live].astype(np.int64)
+        op = tw.op[live].astype(np.int64)
+        verb_of_op = np.array([VERB_CODE[VERBS[i]] for i in range(3)], np.uint8)
+        self._tw_t = tw.t_s[live]
+        self._tw_verb = verb_of_op[op]
+        self._tw_res = np.array([api.resource_code(r) for r in resources], np.int64)[kind]
+        self._tw_kind = np.array([e.kind_code(r) for r in resources], np.int64)[kind]
+        self._tw_scope = np.where(
+            tw.namespaced[live], SCOPE_CODE["namespace"], SCOPE_CODE["cluster"]
+        ).astype(np.uint8)
+        self._tw_sop = op.astype(np.int8)
+        self._tw_key = tw.key[live]
+        self._tw_size = tw.size_bytes[live].astype(float)
+        self._tw_n = len(live)
+        self._tw_i = 0
+
+    def _trace_done(self, _lat: np.ndarray, reasons: np.ndarray, _members: Any) -> None:
+        k = int(np.count_nonzero(reasons == 0))
+        self.completed += k
+        if k < len(reasons):
+            for code in reasons[reasons != 0].tolist():
+                r = api_mod.REASONS[code]
+                self.rejected[r] = self.rejected.get(r, 0) + 1
+                self.rejected_final += 1
+
+    def _hb_done(self, _lat: np.ndarray, reasons: np.ndarray, _members: Any) -> None:
+        k = int(np.count_nonzero(reasons == 0))
+        assert self.heartbeats is not None
+        self.heartbeats.answered(k, len(reasons) - k)
+
+    def _tick(self, t: float) -> None:
+        """One wave (see the module docstring)."""
+        W = self.wave_s
+        horizon = t + W / 2
+        for q, fn in self._timers:
+            while q and q[0][0] < horizon:
+                fn(q.popleft()[1])
+        g = self._granted
+        while g and g[0][0] <= t:
+            _, step, tag = g.popleft()
+            self.limiter_waiting -= 1
+            self._step_list[step].tags.append(tag)
+        self._expire(horizon)
+        self._flush_lifecycle()
+        hb = self.heartbeats
+        if hb is not None:
+            parts = [(s, keys) for s, keys in hb.due(t, t + W) if len(keys)]
+            if parts:
+                self._submit_heartbeats(parts)
+        if self._tw_n and self._tw_i < self._tw_n:
+            i0 = self._tw_i
+            i1 = int(np.searchsorted(self._tw_t, t + W, "left"))
+            if i1 > i0:
+                self._tw_i = i1
+                sl = slice(i0, i1)
+                self.submitted += i1 - i0
+                self._offer(
+                    "workload-low",
+                    f"trace-{self._tick_no % WAVE_FLOWS}",
+                    self._tw_verb[sl],
+                    self._tw_res[sl],
+                    self._tw_scope[sl],
+                    self._tw_sop[sl],
+                    self._tw_kind[sl],
+                    self._tw_key[sl],
+                    self._tw_size[sl],
+                    lambda _ctx: (self._trace_done, None),
+                    (),
+                )
+        self._spread_offers()
+        self._tick_no += 1
+
+    def _submit_heartbeats(self, parts: list) -> None:
+        api, e = self.api, self.etcd
+        counts = [len(k) for _, k in parts]
+        keys = parts[0][1] if len(parts) == 1 else np.concatenate([k for _, k in parts])
+        sizes = np.repeat([s.size_bytes for s, _ in parts], counts)
+        res = np.repeat([api.resource_code(s.resource) for s, _ in parts], counts)
+        kinds = np.repeat([e.kind_code(s.resource) for s, _ in parts], counts)
+        n = len(keys)
+        self._offer(
+            "node-high",
+            f"kubelet-{self._tick_no % WAVE_FLOWS}",
+            np.full(n, VERB_CODE["update"], np.uint8),
+            res,
+            np.full(n, SCOPE_CODE["resource"], np.uint8),
+            np.full(n, etcd_mod.UPDATE, np.int8),
+            kinds,
+            keys,
+            sizes,
+            lambda _ctx: (self._hb_done, None),
+            (),
+        )
+
+    def _ticker(self):
+        env, W = self.env, self.wave_s
+        k = 0
+        while True:
+            t = k * W
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            self._tick(env.now)
+            k += 1
+
+    # ------------------------------------------------------------------ per-request path
+
+    def _trace_writer(self):
+        """Per-request path (``W = 0``): each trace write at its own time."""
+        env, api = self.env, self.api
+        if not self._tw_n:
             return
-        t = tw.t_s[live]
-        b = self.bucket_s
-        bucket = np.floor(t / b).astype(np.int64) if b > 0 else np.arange(len(t))
-        kind, op, nsd = tw.kind[live], tw.op[live], tw.namespaced[live]
-        order = np.lexsort((nsd, op, kind, bucket))
-        live, t, bucket, kind, op, nsd = (a[order] for a in (live, t, bucket, kind, op, nsd))
-        change = np.r_[
-            True,
-            (bucket[1:] != bucket[:-1])
-            | (kind[1:] != kind[:-1])
-            | (op[1:] != op[:-1])
-            | (nsd[1:] != nsd[:-1]),
-        ]
-        starts = np.flatnonzero(change)
-        ends = np.r_[starts[1:], len(live)]
-        # Submit each group at its earliest member's time (members up to a bucket early).
-        group_t = np.minimum.reduceat(t, starts) if len(starts) else t
-        g_order = np.argsort(group_t, kind="stable")
-        keys_all, sizes_all = tw.key, tw.size_bytes
-
-        def done(_lat, reasons, _members):
-            k = int(np.count_nonzero(reasons == 0))
-            self.completed += k
-            if k < len(reasons):
-                for code in reasons[reasons != 0].tolist():
-                    r = api_mod.REASONS[code]
-                    self.rejected[r] = self.rejected.get(r, 0) + 1
-                    self.rejected_final += 1
-
-        for g in g_order.tolist():
-            at = float(group_t[g])
+        t_all = self._tw_t
+        for i in range(self._tw_n):
+            at = float(t_all[i])
             if at > env.now:
                 yield env.timeout(at - env.now)
-            rows = live[starts[g] : ends[g]]
-            c = int(kind[starts[g]])
-            self.submitted += len(rows)
-            api.submit(
-                VERBS[int(op[starts[g]])],
-                resources[c],
-                "namespace" if nsd[starts[g]] else "cluster",
-                sizes_all[rows],
-                keys_all[rows].tolist(),
-                level="workload-low",
-                flow=resources[c],
-                on_done=done,
+            self.submitted += 1
+            sl = slice(i, i + 1)
+            api.submit_mixed(
+                "workload-low",
+                f"trace-{i % WAVE_FLOWS}",
+                self._tw_verb[sl],
+                self._tw_res[sl],
+                self._tw_scope[sl],
+                self._tw_sop[sl],
+                self._tw_kind[sl],
+                self._tw_key[sl].tolist(),
+                self._tw_size[sl],
+                on_done=self._trace_done,
             )
 
     # ------------------------------------------------------------------ run and results
 
     def start(self) -> None:
         """Start the model processes (call before ``env.run``)."""
-        self.env.process(self._trace_writer())
-        self.env.process(self._expirer())
+        self._prepare_trace_writes()
+        if self.wave_s > 0:
+            self.env.process(self._ticker())
+        else:
+            self.env.process(self._trace_writer())
+            self.env.process(self._expirer())
         self.metrics.start_sampler(self.env, self.profile.workload.sample_interval_s)
 
     def requests_accounting(self) -> dict[str, Any]:
@@ -589,17 +810,27 @@ def control_summary(cp: ControlPlane, pods: Any, tables: dict[str, Any]) -> dict
 
     req = tables["requests"]
     per: dict[str, Any] = {}
-    if len(req):
-        verb = req["verb"].astype(str).to_numpy()
-        res = req["resource"].astype(str).to_numpy()
-        ok = (req["reason"].astype(str) == "ok").to_numpy()
-        lat = req["latency_s"].to_numpy()
-        pair = pd.Series(verb + " " + res)
-        for name in sorted(pair.unique()):
-            sel = (pair == name).to_numpy()
-            entry = _pct(lat[sel & ok])
-            entry["rejected"] = int((sel & ~ok).sum())
-            per[name] = entry
+    m = cp.metrics
+    buf = m.requests
+    if len(buf):
+        # Grouped on the codes of the metrics buffers (millions of rows: no strings per row).
+        key = buf.column("verb").astype(np.int64) << 16 | buf.column("resource")
+        order = np.argsort(key, kind="stable")
+        ks = key[order]
+        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        ends = np.r_[starts[1:], len(ks)]
+        lat_all = buf.column("latency_s")
+        ok_all = buf.column("reason") == m.reasons.code("ok")
+        found = {}
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            k = int(ks[a])
+            name = f"{m.verbs.names[k >> 16]} {m.resources.names[k & 0xFFFF]}"
+            idx = order[a:b]
+            ok = ok_all[idx]
+            entry = _pct(lat_all[idx][ok])
+            entry["rejected"] = int(len(idx) - np.count_nonzero(ok))
+            found[name] = entry
+        per = {name: found[name] for name in sorted(found)}
     started = pods["startup_s"].notna().to_numpy()
     startup = pd.DataFrame(
         {

@@ -59,7 +59,11 @@ class AppendBuffer:
 
     def extend(self, *columns: Any) -> None:
         """Many rows: one array (or scalar, broadcast) per column, in column order."""
-        k = next((len(c) for c in columns if np.ndim(c)), 1)
+        k = 1
+        for c in columns:
+            if isinstance(c, np.ndarray) and c.ndim:
+                k = len(c)
+                break
         self._grow(self._n + k)
         for arr, c in zip(self._arrays, columns, strict=True):
             arr[self._n : self._n + k] = c
@@ -167,6 +171,20 @@ class Metrics:
             status,
             reason_c,
         )
+
+    def record_coded(
+        self,
+        t_s: np.ndarray | float,
+        latency_s: np.ndarray,
+        verb: np.ndarray | int,
+        resource: np.ndarray | int,
+        scope: np.ndarray | int,
+        status: np.ndarray | int,
+        reason: np.ndarray | int,
+    ) -> None:
+        """Many requests given as codes of this object's vocabularies (the hot path of a
+        mixed request group: one array per column, no string lookups)."""
+        self.requests.extend(t_s, latency_s, verb, resource, scope, status, reason)
 
     def requests_frame(self) -> pd.DataFrame:
         """Request samples with categorical verb/resource/scope/reason columns."""
