@@ -31,9 +31,9 @@ import pandas as pd
 
 from ..errors import TracesimError
 from . import knee as kneelib
+from .bottleneck.sweep import SLO_PREFIX, variant_labels
 
 #: Sweep curves: (column, label, unit, threshold column or fixed threshold, threshold label).
-SLO_PREFIX = "control_plane.slo.slos."
 SWEEP_METRICS: tuple[tuple[str, str, str, str | float | None, str], ...] = (
     ("scheduling_latency_s.p99", "p99 pod scheduling latency", "s", None, ""),
     ("control_plane.pod_startup_s.p99", "p99 pod startup latency", "s", 5.0, "pod-startup SLO"),
@@ -447,20 +447,6 @@ def _verdict_section(summary: dict[str, Any], suffix: str) -> Section:
 
 
 # -- sweeps ------------------------------------------------------------------------------------
-def _variants(df: pd.DataFrame, setting_cols: list[str]) -> pd.Series:
-    parts = []
-    if "profile" in df.columns and df["profile"].notna().any():
-        parts.append(df["profile"].fillna("no profile").astype(str))
-    for c in setting_cols:
-        parts.append(c + "=" + df[c].astype(str))
-    if not parts:
-        return pd.Series(["all runs"] * len(df), index=df.index)
-    out = parts[0]
-    for p in parts[1:]:
-        out = out + ", " + p
-    return out
-
-
 def _sweep_metrics(df: pd.DataFrame) -> list[tuple[str, str, str, Any, str]]:
     metrics = []
     slo_cols = sorted(
@@ -521,7 +507,7 @@ def sweep_sections(sweep_dir: str | Path) -> list[Section]:
         status.missing.append("no finished run: nothing to plot yet")
         return sections
     setting_cols = [c for c in spec.settings if c in df.columns and df[c].nunique() > 1]
-    df = df.assign(variant=_variants(df, setting_cols))
+    df = df.assign(variant=variant_labels(df, setting_cols))
     curves = Section("Sweep curves and knees")
     verdict = Section("Verdict per variant")
     plt = _plt()
