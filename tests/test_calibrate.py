@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,11 +17,18 @@ from etcd_server import EtcdServer, etcd_binary
 
 from tracesim.calibrate import Plan, calibrate_etcd, report_dir_for
 from tracesim.calibrate.client import EtcdClient, EtcdError, EtcdNoSpace, prefix_end
-from tracesim.calibrate.fit import assign_roles, fit, profile_text, write_profile
+from tracesim.calibrate.fit import (
+    FitResult,
+    assign_roles,
+    fit,
+    fit_spread,
+    profile_text,
+    write_profile,
+)
 from tracesim.calibrate.validate import compare, simulate_reads, simulate_writes
 from tracesim.calibrate.workload import ROOT, Calibration
 from tracesim.errors import TracesimError
-from tracesim.models.params import EtcdParams, load_profile
+from tracesim.models.params import EtcdParams, Profile, load_profile
 
 needs_etcd = pytest.mark.skipif(
     etcd_binary() is None, reason="etcd binary not found: apt-get install etcd-server"
@@ -102,7 +111,8 @@ def _synthetic_points(truth: EtcdParams) -> pd.DataFrame:
     ):
         for c in levels:
             n = 24 if size_class == "large" else 600
-            sim = simulate_writes(truth, c, size, n)
+            # A different seed from the fit's replays: the fit must not recover its own draws.
+            sim = simulate_writes(truth, c, size, n, seed=99)
             rows.append(("write", "put", "", size_class, size, 1, c, sim))
     for cons in ("serializable", "linearizable"):
         for c in (1, 4, 8, 32):
@@ -127,6 +137,7 @@ def _synthetic_points(truth: EtcdParams) -> pd.DataFrame:
                 requests=len(sim.latency_s),
                 duration_s=sim.elapsed_s,
                 mean_ms=sim.mean_ms,
+                p50_ms=sim.p50_ms,
                 p99_ms=sim.p99_ms,
                 throughput_per_s=sim.throughput_per_s,
             )
@@ -173,8 +184,6 @@ def test_fit_recovers_the_parameters_of_a_model_etcd():
 def test_profile_is_loadable_and_written_atomically(tmp_path):
     values = {"fsync_ms": 0.7, "apply_us_per_request": 123.0, "read_concurrency": 3}
     params = dataclasses.replace(EtcdParams(), **values)
-    from tracesim.calibrate.fit import FitResult
-
     res = FitResult(values, params, 0.0, 0)
     path = write_profile(tmp_path / "p.toml", profile_text(res, {"endpoint": "http://x:1"}))
     loaded = load_profile(str(path)).etcd
@@ -188,6 +197,81 @@ def test_profile_is_loadable_and_written_atomically(tmp_path):
     with pytest.raises(TracesimError, match="read_concurrency"):
         write_profile(tmp_path / "bad.toml", bad)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.toml"]
+
+
+@pytest.mark.slow
+def test_spread_fit_recovers_the_cvs_of_a_model_etcd():
+    # A model etcd with spread; given its other parameters, the p99/p50 fit finds the CVs:
+    # the disk's from the single-client puts, the apply's from the saturated ones.
+    truth = dataclasses.replace(
+        EtcdParams(),
+        client_rtt_ms=0.25,
+        peer_rtt_ms=0.1,
+        fsync_ms=0.8,
+        apply_us_per_request=150.0,
+        ns_per_byte=20.0,
+        fsync_cv_ratio=1.2,
+        batch_apply_cv_ratio=0.5,
+    )
+    points = assign_roles(_synthetic_points(truth))
+    flat = dataclasses.replace(truth, fsync_cv_ratio=0.0, batch_apply_cv_ratio=0.0)
+    values, loss, evals = fit_spread(points, flat, max_evals=40)
+    assert loss < 0.05 and 0 < evals <= 45
+    assert values["fsync_cv_ratio"] == pytest.approx(1.2, rel=0.3)
+    assert values["batch_apply_cv_ratio"] == pytest.approx(0.5, rel=0.4)
+    # The fitted spread predicts the held-out p99s of the model etcd.
+    table = compare(dataclasses.replace(flat, **values), points)
+    held = table[(table["role"] == "validate") & (table["phase"] == "write")]
+    assert (held["p99_ms_error"].abs() <= 0.25).mean() >= 0.75, held
+    # Without spread, the p99/p50 ratios are missed; the fit must have improved on that.
+    no_spread = compare(flat, points)
+    miss = no_spread[(no_spread["role"] == "validate") & (no_spread["phase"] == "write")]
+    assert miss["p99_ms_error"].abs().median() > held["p99_ms_error"].abs().median()
+
+
+def test_spread_fit_without_p50_keeps_the_defaults():
+    pts = assign_roles(_synthetic_points(EtcdParams())).drop(columns=["p50_ms"])
+    assert fit_spread(pts, EtcdParams()) == ({}, pytest.approx(float("nan"), nan_ok=True), 0)
+
+
+def _fitted(values: dict) -> FitResult:
+    return FitResult(values, dataclasses.replace(EtcdParams(), **values), 0.0, 0)
+
+
+def test_profile_is_current_with_the_fitted_etcd_values(tmp_path):
+    values = {"fsync_ms": 0.7, "fsync_cv_ratio": 1.3, "batch_apply_cv_ratio": 0.4}
+    path = write_profile(tmp_path / "p.toml", profile_text(_fitted(values), {}))
+    got, current = load_profile(str(path)), load_profile("current")
+    for sec in ("apiserver", "kubelet", "scheduler", "workload"):
+        assert getattr(got, sec) == getattr(current, sec), sec
+    assert got.etcd == dataclasses.replace(current.etcd, **values)
+    assert got.etcd != current.etcd
+    # The etcd flags the API does not report come from `current`, not from the bare defaults.
+    assert got.etcd.quota_bytes == current.etcd.quota_bytes != EtcdParams().quota_bytes
+    assert got.apiserver != Profile().apiserver
+
+
+def test_replay_accepts_a_calibrated_profile(tmp_path, capsys):
+    # What a user does next: replay a trace through the control plane with the profile.
+    sample = Path(__file__).resolve().parents[1] / "traces" / "sample"
+    values = {
+        "client_rtt_ms": 0.4,
+        "fsync_ms": 0.7,
+        "apply_us_per_request": 200.0,
+        "fsync_cv_ratio": 1.2,
+        "batch_apply_cv_ratio": 0.6,
+        "read_concurrency": 1,
+    }
+    prof = write_profile(tmp_path / "etcd-here.toml", profile_text(_fitted(values), {}))
+    out = tmp_path / "replay"
+    args = ["replay", str(sample), "--scheduler", "kube-default", "--profile", str(prof)]
+    assert _cli([*args, "--out", str(out), "--quiet", "--no-plot"]) == 0, capsys.readouterr()
+    summary = json.loads((out / "summary.json").read_text())["control_plane"]
+    assert summary["profile"] == "etcd-here"
+    assert summary["parameters"]["etcd"]["fsync_cv_ratio"] == 1.2
+    assert summary["parameters"]["apiserver"]["storage_size_ratio"] == 0.5  # from `current`
+    etcd = pd.read_parquet(out / "etcd.parquet")
+    assert etcd["revision"].iloc[-1] > etcd["revision"].iloc[0]  # writes went through etcd
 
 
 def test_roles_hold_out_every_other_concurrency_but_keep_the_highest():

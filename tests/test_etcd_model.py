@@ -317,3 +317,91 @@ def test_determinism_of_group_path():
         return lat, etcd.revision, etcd.db_size_bytes
 
     assert once() == once()
+
+
+# --------------------------------------------------------------------------- service-time spread
+
+
+def _one_client_latencies(n: int, rng=None, **params) -> np.ndarray:
+    """Latencies (s) of ``n`` back-to-back puts by one client (one put per batch)."""
+    env = simpy.Environment()
+    etcd = EtcdModel(env, dataclasses.replace(EtcdParams(), **params), rng)
+    etcd.preload("kv", [0], 256)
+    lats: list[float] = []
+
+    def client():
+        for _ in range(n):
+            res = yield etcd.write("update", "kv", 0, 264)
+            lats.append(res.latency_s)
+
+    env.process(client())
+    env.run()
+    return np.asarray(lats)
+
+
+def test_zero_spread_draws_nothing_and_changes_nothing():
+    rng = np.random.default_rng(7)
+    state = rng.bit_generator.state
+    with_rng = _one_client_latencies(300, rng)
+    assert rng.bit_generator.state == state  # no draw when both CVs are 0
+    np.testing.assert_array_equal(with_rng, _one_client_latencies(300))
+
+
+def test_fsync_spread_is_a_mean_one_lognormal_with_the_given_cv():
+    # Only the fsync varies (no commit cost, no apply cost): latency - fixed part = fsync x X.
+    kw = dict(
+        fsync_ms=2.0,
+        fsync_cv_ratio=0.8,
+        apply_us_per_request=0.0,
+        ns_per_byte=0.0,
+        backend_commit_ms=0.0,
+        freelist_ns_per_alloc=0.0,
+    )
+    lat = _one_client_latencies(20_000, np.random.default_rng(1), **kw)
+    p = EtcdParams()
+    x = (lat - (p.client_rtt_ms + p.peer_rtt_ms) / 1e3) / 2e-3
+    assert x.min() > 0
+    assert x.mean() == pytest.approx(1.0, abs=0.03)
+    assert x.std() / x.mean() == pytest.approx(0.8, rel=0.1)
+    # lognormal: the log is symmetric (its mean is the log of the median)
+    assert np.log(x).mean() == pytest.approx(np.log(np.median(x)), abs=0.03)
+
+
+def test_spread_is_deterministic_under_a_seed_and_keeps_the_mean():
+    kw = dict(fsync_cv_ratio=1.0, batch_apply_cv_ratio=0.5)
+    a = _one_client_latencies(2000, np.random.default_rng(3), **kw)
+    b = _one_client_latencies(2000, np.random.default_rng(3), **kw)
+    c = _one_client_latencies(2000, np.random.default_rng(4), **kw)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    flat = _one_client_latencies(2000)
+    assert a.mean() == pytest.approx(flat.mean(), rel=0.05)
+    p99_p50 = np.percentile(a, 99) / np.median(a)
+    assert p99_p50 > 1.5 * np.percentile(flat, 99) / np.median(flat)
+
+
+def test_apply_spread_widens_saturated_latencies_but_not_throughput():
+    # 200 clients saturate the leader (apply-bound); a per-batch apply stall delays every
+    # member of the batch, so the p99 rises while throughput stays ~1 / apply cost.
+    def run(cv):
+        env = simpy.Environment()
+        p = dataclasses.replace(EtcdParams(), batch_apply_cv_ratio=cv)
+        etcd = EtcdModel(env, p, np.random.default_rng(0))
+        etcd.preload("kv", list(range(200)), 256)
+        lats = []
+
+        def client(i):
+            while True:
+                res = yield etcd.write("update", "kv", i, 264)
+                if env.now > 0.1:
+                    lats.append(res.latency_s)
+
+        for i in range(200):
+            env.process(client(i))
+        env.run(until=1.1)
+        return len(lats), np.percentile(lats, 99) / np.median(lats)
+
+    n0, r0 = run(0.0)
+    n1, r1 = run(0.6)
+    assert n1 == pytest.approx(n0, rel=0.1)
+    assert r1 > r0 + 0.3

@@ -13,10 +13,17 @@ units):
   default per-byte copy cost of the values, ``range_ns_per_byte`` being kept); ``range_base_us``
   is what is left of the get service time.
 - **writes** (simulation): ``fsync_ms``, ``apply_us_per_request``, ``ns_per_byte`` and
-  ``backend_commit_ms`` minimise the squared log errors of mean latency, throughput and (at a
-  quarter of the weight) p99 latency of the model's replay of the write points used for
-  fitting, by Nelder-Mead in log space from a closed-form start (saturated throughput per
-  value size gives the per-request and per-byte costs; the single-client latency the rest).
+  ``backend_commit_ms`` minimise the squared log errors of mean latency and throughput of the
+  model's replay of the write points used for fitting, by Nelder-Mead in log space from a
+  closed-form start (saturated throughput per value size gives the per-request and per-byte
+  costs; the single-client latency the rest).
+- **spread** (simulation): ``fsync_cv_ratio`` and ``batch_apply_cv_ratio`` (lognormal
+  per-batch multipliers of the fsync and of the apply work) minimise the squared log errors of
+  the p99/p50 ratio of the same replays (Nelder-Mead in log space, common random numbers:
+  every replay uses seed 0). The single-client puts (one put per batch, the fsync a large part
+  of it) mostly see ``fsync_cv_ratio``; the saturated ones (the apply work dominating)
+  ``batch_apply_cv_ratio``. The mean fit is then repeated with the spread in place, from its
+  previous optimum.
 - **maintenance** (closed form): ``compaction_us_per_revision`` from the compaction's duration,
   ``defrag_s_per_gib`` from the defragmentation's duration and the file size it rewrote.
 
@@ -29,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,13 +47,18 @@ import numpy as np
 import pandas as pd
 
 from ..errors import TracesimError
-from ..models.params import EtcdParams, load_profile
+from ..models.params import EtcdParams, load_profile, profile_dir
 from .validate import simulate_point
 
 #: Parameters the simulation fit adjusts (Nelder-Mead, in log space).
 WRITE_KEYS = ("fsync_ms", "apply_us_per_request", "ns_per_byte", "backend_commit_ms")
-#: Weights of the squared log errors per metric in the write fit.
-WEIGHTS = {"mean_ms": 1.0, "throughput_per_s": 1.0, "p99_ms": 0.25}
+#: Weights of the squared log errors per metric in the write fit. p99 is left to the spread
+#: fit (:func:`fit_spread`): without spread the model cannot reach it, and chasing it would
+#: bias the means.
+WEIGHTS = {"mean_ms": 1.0, "throughput_per_s": 1.0}
+#: Service-time spreads fitted to the p99/p50 ratios, and their bounds (CV, ratio).
+SPREAD_KEYS = ("fsync_cv_ratio", "batch_apply_cv_ratio")
+SPREAD_BOUNDS = (0.01, 4.0)
 #: Lower bounds (units of the parameter) so a parameter the data cannot see stays sane.
 FLOORS = {
     "fsync_ms": 0.01,
@@ -236,18 +249,23 @@ def fit_writes(
     *,
     max_evals: int = 120,
     max_requests: int = 800,
+    start: dict[str, float] | None = None,
 ) -> tuple[dict[str, float], float, int, list[int]]:
     """Simulation fit of :data:`WRITE_KEYS` to the ``fit`` write points.
 
-    ``base`` carries the read-fitted ``client_rtt_ms``/``peer_rtt_ms``. Each point's replay is
-    capped at ``max_requests`` requests (at least 4 per client) to keep a fit under a minute.
+    ``base`` carries the read-fitted ``client_rtt_ms``/``peer_rtt_ms`` (and any spread). Each
+    point's replay is capped at ``max_requests`` requests (at least 8 per client, so a
+    saturated point still spans several batches) to keep a fit under a minute. ``start``: the
+    values to start from (a refit, with smaller steps); default the closed-form start.
     Returns (values, loss, evaluations, point ids used).
     """
     fit = points[(points["phase"] == "write") & (points["role"] == "fit")]
     fit = fit[fit["requests"] > 0]
     if fit.empty:
         raise TracesimError("no write points measured; cannot fit the write parameters")
-    start = _start_writes(points, base.client_rtt_ms, base.peer_rtt_ms)
+    refit = start is not None
+    if start is None:
+        start = _start_writes(points, base.client_rtt_ms, base.peer_rtt_ms)
     rows = [row for _, row in fit.iterrows()]
     measured = {m: np.array([float(r[m]) for r in rows]) for m in WEIGHTS}
 
@@ -269,10 +287,66 @@ def fit_writes(
         return total / len(rows)
 
     x0 = np.log([start[k] for k in WRITE_KEYS])
-    x, best, evals = _nelder_mead(loss, x0, max_evals=max_evals)
+    # A refit from a previous optimum explores less far.
+    x, best, evals = _nelder_mead(loss, x0, step=0.1 if refit else 0.3, max_evals=max_evals)
     p = params_of(x)
     values = {k: float(getattr(p, k)) for k in WRITE_KEYS}
     return values, best, evals, [int(r["point"]) for r in rows]
+
+
+def _spread_start(fit_rows: list[pd.Series]) -> float:
+    """A starting CV: the lognormal whose p99/p50 is the single-client puts' (median over
+    sizes), which is mostly the disk's spread."""
+    ones = [r for r in fit_rows if int(r["concurrency"]) == 1]
+    ratios = [float(r["p99_ms"]) / float(r["p50_ms"]) for r in (ones or fit_rows)]
+    sigma = math.log(max(1.01, float(np.median(ratios)))) / 2.326  # z of the 99th percentile
+    return float(np.clip(math.sqrt(math.expm1(sigma**2)), 0.05, 3.0))
+
+
+def fit_spread(
+    points: pd.DataFrame,
+    base: EtcdParams,
+    *,
+    max_evals: int = 40,
+    max_requests: int = 800,
+) -> tuple[dict[str, float], float, int]:
+    """Simulation fit of :data:`SPREAD_KEYS` to the measured p99/p50 ratios of the ``fit``
+    write points (squared log errors, Nelder-Mead in log space). ``base`` carries the fitted
+    means. The ratio, not p99 itself, so that a point whose mean the model misses (a noisy
+    point on a shared machine) still informs the spread. Returns (values, loss, evaluations);
+    empty values if the points have no ``p50_ms``.
+    """
+    fit = points[(points["phase"] == "write") & (points["role"] == "fit")]
+    if "p50_ms" not in fit:
+        return {}, float("nan"), 0
+    fit = fit[(fit["requests"] > 0) & (fit["p50_ms"] > 0)]
+    if fit.empty:
+        return {}, float("nan"), 0
+    rows = [row for _, row in fit.iterrows()]
+    measured = np.array([math.log(float(r["p99_ms"]) / float(r["p50_ms"])) for r in rows])
+    # A point's p99 is only as good as its sample: weight by how many requests lie above it.
+    weights = np.array([min(1.0, float(r["requests"]) / 1000) for r in rows])
+
+    def params_of(x: np.ndarray) -> EtcdParams:
+        vals = {
+            k: float(np.clip(np.exp(v), SPREAD_BOUNDS[0], SPREAD_BOUNDS[1]))
+            for k, v in zip(SPREAD_KEYS, x, strict=True)
+        }
+        return dataclasses.replace(base, **vals)
+
+    def loss(x: np.ndarray) -> float:
+        p = params_of(x)
+        total = 0.0
+        for i, row in enumerate(rows):
+            sim = simulate_point(p, row, max_requests)
+            pred = math.log(max(sim.p99_ms, 1e-9) / max(sim.p50_ms, 1e-9))
+            total += weights[i] * (pred - measured[i]) ** 2
+        return total / float(weights.sum())
+
+    start = _spread_start(rows)
+    x, best, evals = _nelder_mead(loss, np.log([start, start / 2]), step=0.5, max_evals=max_evals)
+    p = params_of(x)
+    return {k: float(getattr(p, k)) for k in SPREAD_KEYS}, best, evals
 
 
 def fit_maintenance(maintenance: dict[str, Any], base: EtcdParams) -> dict[str, float]:
@@ -300,9 +374,24 @@ def fit(
     base = base or EtcdParams()
     read_vals, notes = fit_reads(points, base)
     base = dataclasses.replace(base, **read_vals)
+    # Means first (no spread), then the spread around them, then the means again with the
+    # spread in place (a spread changes batch sizes, so the means move a little).
     write_vals, loss, evals, used = fit_writes(points, base, max_evals=max_evals)
+    base = dataclasses.replace(base, **write_vals)
+    spread_vals, spread_loss, spread_evals = fit_spread(
+        points, base, max_evals=max(8, max_evals // 3)
+    )
+    if spread_vals:
+        base = dataclasses.replace(base, **spread_vals)
+        write_vals, loss, more, used = fit_writes(
+            points, base, max_evals=max(8, max_evals // 3), start=write_vals
+        )
+        evals += spread_evals + more
+        notes.append(f"spread fit: p99/p50 loss {spread_loss:.3g} over {spread_evals} replays")
+    else:
+        notes.append("no p50 measured: the spreads (*_cv_ratio) keep their defaults")
     maint_vals = fit_maintenance(maintenance, base)
-    values = {**read_vals, **write_vals, **maint_vals}
+    values = {**read_vals, **write_vals, **spread_vals, **maint_vals}
     params = dataclasses.replace(base, **values)
     read_ids = points[(points["phase"] == "read") & (points["role"] == "fit")]["point"]
     return FitResult(values, params, loss, evals, used + [int(i) for i in read_ids], notes)
@@ -321,8 +410,43 @@ def _toml_value(v: Any) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def profile_text(result: FitResult, info: dict[str, Any], summary: Sequence[str] = ()) -> str:
-    """The profile TOML: an ``[etcd]`` table with the fitted values, each with its source."""
+#: The shipped profile a calibrated profile is based on (its other sections are copied).
+BASE_PROFILE = "current"
+
+_KEY = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=")
+_HEADER = re.compile(r"^\s*\[([^\]]+)\]")
+
+
+def _split_etcd(text: str) -> tuple[list[str], list[str]]:
+    """A profile TOML's lines outside its ``[etcd]`` table (comments before the first table
+    dropped) and the ``key = value`` lines of that table, comments kept."""
+    rest: list[str] = []
+    etcd: list[str] = []
+    section: str | None = None
+    for line in text.splitlines():
+        m = _HEADER.match(line)
+        if m:
+            section = m.group(1).strip()
+        if section is None:
+            continue  # the base profile's own header comment
+        if section == "etcd":
+            if not m and _KEY.match(line):
+                etcd.append(line)
+        else:
+            rest.append(line)
+    return rest, etcd
+
+
+def profile_text(
+    result: FitResult,
+    info: dict[str, Any],
+    summary: Sequence[str] = (),
+    base: str = BASE_PROFILE,
+) -> str:
+    """A complete profile TOML: the shipped ``base`` profile with its ``[etcd]`` table
+    overridden by the fitted values (each with its source); the etcd values the calibration
+    cannot see (quota, request limit, backend batching, freelist) and every other section are
+    the base's, so ``tracesim replay --profile`` runs with it as it would with ``base``."""
     what = {
         "client_rtt_ms": "single-client serializable get latency - get service time",
         "peer_rtt_ms": "linearizable - serializable single-client get latency",
@@ -333,16 +457,20 @@ def profile_text(result: FitResult, info: dict[str, Any], summary: Sequence[str]
         "apply_us_per_request": "write fit (saturated throughput per value size)",
         "ns_per_byte": "write fit (Lease vs Node vs ~1 MB puts)",
         "backend_commit_ms": "write fit",
+        "fsync_cv_ratio": "spread fit (p99/p50 of the closed-loop puts, mostly single-client)",
+        "batch_apply_cv_ratio": "spread fit (p99/p50 of the closed-loop puts, mostly under load)",
         "compaction_us_per_revision": "measured compaction duration / revisions compacted",
         "defrag_s_per_gib": "measured defragmentation duration / file size",
     }
+    base_text = profile_dir().joinpath(f"{base}.toml").read_text()
+    rest, base_etcd = _split_etcd(base_text)
     lines = [
         "# etcd profile fitted by `tracesim calibrate etcd`.",
         f"# endpoint {info.get('endpoint')} (etcd {info.get('etcd_version')}), "
         f"measured {info.get('started')}.",
-        "# Values not listed keep the defaults of tracesim/models/params.py; quota_bytes,",
-        "# max_request_bytes and backend_commit_interval_ms are etcd flags the API does not",
-        "# report: set them with --set etcd.quota_bytes=... if yours differ.",
+        f"# Based on the shipped {base!r} profile: its other sections are copied below, and so",
+        "# are the etcd flags the API does not report (quota_bytes, max_request_bytes,",
+        "# backend_commit_*): set them with --set etcd.quota_bytes=... if yours differ.",
         *[f"# {s}" for s in summary],
         "",
         "[etcd]",
@@ -351,7 +479,13 @@ def profile_text(result: FitResult, info: dict[str, Any], summary: Sequence[str]
         if isinstance(getattr(result.params, key), int) and not isinstance(val, bool):
             val = round(val)
         lines.append(f"{key} = {_toml_value(val)}  # measured: {what.get(key, 'fit')}")
-    return "\n".join(lines) + "\n"
+    for line in base_etcd:
+        m = _KEY.match(line)
+        if m and m.group(1) not in result.values:
+            lines.append(line.rstrip() + f"  [from {base}]" if "#" in line else line.rstrip())
+    lines.append("")
+    lines.extend(rest)
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def write_profile(path: str | Path, text: str) -> Path:

@@ -36,6 +36,10 @@ class SimResult:
         return float(self.latency_s.mean() * 1e3)
 
     @property
+    def p50_ms(self) -> float:
+        return float(np.percentile(self.latency_s, 50) * 1e3)
+
+    @property
     def p99_ms(self) -> float:
         return float(np.percentile(self.latency_s, 99) * 1e3)
 
@@ -45,16 +49,17 @@ class SimResult:
 
 
 def simulate_writes(
-    params: EtcdParams, concurrency: int, value_bytes: float, requests: int
+    params: EtcdParams, concurrency: int, value_bytes: float, requests: int, seed: int = 0
 ) -> SimResult:
     """Closed-loop puts (updates of one key per client) through the model.
 
     Each client makes one untimed put; then all start together and ``requests`` timed puts are
     issued in total. Returns their latencies and the virtual time from the start to the last
-    answer (what the harness measures).
+    answer (what the harness measures). ``seed`` seeds the model's service-time spread (the
+    same seed gives the same draws whatever the CVs: common random numbers for the fit).
     """
     env = simpy.Environment()
-    model = EtcdModel(env, params)
+    model = EtcdModel(env, params, np.random.default_rng(seed))
     keys = list(range(concurrency))
     model.preload("calibrate", keys, float(value_bytes))
     size = np.array([float(value_bytes)])
@@ -91,10 +96,11 @@ def simulate_reads(
     value_bytes: float,
     requests: int,
     linearizable: bool,
+    seed: int = 0,
 ) -> SimResult:
     """Closed-loop range reads of ``keys_per_request`` keys of ``value_bytes`` through the model."""
     env = simpy.Environment()
-    model = EtcdModel(env, params)
+    model = EtcdModel(env, params, np.random.default_rng(seed))
     nbytes = float(keys_per_request) * float(value_bytes)
     lat: list[float] = []
     state = {"issued": 0, "warm": 0, "t0": 0.0, "last": 0.0}
@@ -122,13 +128,16 @@ def simulate_reads(
     return SimResult(np.asarray(lat), state["last"] - state["t0"])
 
 
-def simulate_point(params: EtcdParams, row: Any, max_requests: int | None = None) -> SimResult:
-    """The model's replay of one measured point (a row of ``Measurements.points``)."""
+def simulate_point(
+    params: EtcdParams, row: Any, max_requests: int | None = None, seed: int = 0
+) -> SimResult:
+    """The model's replay of one measured point (a row of ``Measurements.points``), its
+    spread drawn from ``seed``."""
     n = int(row["requests"])
     if max_requests is not None:
-        n = min(n, max(max_requests, 4 * int(row["concurrency"])))
+        n = min(n, max(max_requests, 8 * int(row["concurrency"])))
     if row["phase"] == "write":
-        return simulate_writes(params, int(row["concurrency"]), float(row["value_bytes"]), n)
+        return simulate_writes(params, int(row["concurrency"]), float(row["value_bytes"]), n, seed)
     if row["phase"] == "read":
         return simulate_reads(
             params,
@@ -137,6 +146,7 @@ def simulate_point(params: EtcdParams, row: Any, max_requests: int | None = None
             float(row["value_bytes"]),
             n,
             row["consistency"] == "linearizable",
+            seed,
         )
     raise ValueError(f"no model replay for phase {row['phase']!r}")
 

@@ -7,6 +7,12 @@ Mechanisms (sources in :class:`~tracesim.models.params.EtcdParams` and docs/mode
   ``apply_us_per_request`` and ``ns_per_byte`` per byte. Throughput therefore rises with
   concurrency until the per-request work saturates the leader (the published 583 writes/s at
   1 client vs 44,341/s at 1,000 clients).
+- **Service-time spread.** With ``fsync_cv_ratio`` / ``batch_apply_cv_ratio`` above 0, each
+  batch's fsync (and each backend commit's ``backend_commit_ms``) and each batch's apply work
+  are multiplied by lognormal draws with mean 1 and those coefficients of variation, from the
+  ``rng`` given to the model (a disk's fsync jitter; GC pauses and CPU preemption that stall
+  the whole leader loop). Means and throughputs keep their values; tails grow. Both 0 (the
+  default): nothing is drawn, the model is deterministic as before.
 - **Backend commit.** Applied writes sit in bbolt's batch transaction, committed every
   ``backend_commit_interval_ms`` or ``backend_commit_max_ops`` writes. A commit holds the
   backend lock (the leader cannot apply meanwhile) for ``backend_commit_ms`` plus the freelist's
@@ -93,9 +99,24 @@ class _Writes:
 class EtcdModel:
     """One etcd cluster seen through its leader. See the module docstring for the mechanisms."""
 
-    def __init__(self, env: simpy.Environment, params: EtcdParams | None = None) -> None:
+    def __init__(
+        self,
+        env: simpy.Environment,
+        params: EtcdParams | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> None:
         self.env = env
         self.p = p = params or EtcdParams()
+        # Service-time spread (``fsync_cv_ratio``, ``batch_apply_cv_ratio``): lognormal
+        # multipliers with mean 1, one pair per batch (plus one per backend commit), from
+        # ``rng`` (seed 0 if not given, so a model is deterministic either way). With both
+        # CVs 0 nothing is drawn.
+        self._sigma_fsync = math.sqrt(math.log1p(p.fsync_cv_ratio**2))
+        self._sigma_apply = math.sqrt(math.log1p(p.batch_apply_cv_ratio**2))
+        self._spread = p.fsync_cv_ratio > 0 or p.batch_apply_cv_ratio > 0
+        self._rng = rng if rng is not None else np.random.default_rng(0)
+        self._z = np.zeros(0)
+        self._zi = 0
         self.revision = 0
         self.compacted_revision = 0
         self.alarm_nospace = False
@@ -341,12 +362,30 @@ class EtcdModel:
         p = self.p
         n = sum(len(w.sizes) for w in batch)
         nbytes = sum(w.total_bytes for w in batch)
-        cost_s = (
-            self._batch_fixed_s + n * p.apply_us_per_request / 1e6 + nbytes * p.ns_per_byte / 1e9
-        )
+        apply_s = n * p.apply_us_per_request / 1e6 + nbytes * p.ns_per_byte / 1e9
+        if self._spread:
+            # One disk (WAL fdatasync) and one CPU (apply; GC pauses and preemption on a
+            # shared machine stall the whole leader loop) multiplier per batch.
+            cost_s = (
+                p.peer_rtt_ms / 1e3
+                + p.fsync_ms / 1e3 * self._lognormal(self._sigma_fsync)
+                + apply_s * self._lognormal(self._sigma_apply)
+            )
+        else:
+            cost_s = self._batch_fixed_s + apply_s
         self.batches += 1
         self._set_busy(True)
         self._later(cost_s, self._end_batch, batch)
+
+    def _lognormal(self, sigma: float) -> float:
+        """A lognormal multiplier with mean 1 and log-sd ``sigma`` (one standard normal drawn
+        per call, also for ``sigma`` 0, so the stream does not depend on the CVs)."""
+        if self._zi >= len(self._z):  # draw in blocks: one Generator call per 4,096 draws
+            self._z = self._rng.standard_normal(4096)
+            self._zi = 0
+        z = float(self._z[self._zi])
+        self._zi += 1
+        return math.exp(sigma * z - 0.5 * sigma * sigma)
 
     def _end_batch(self, batch: list[_Writes]) -> None:
         self._set_busy(False)
@@ -376,7 +415,10 @@ class EtcdModel:
             # each commit merges released pages into it and writes it out: O(free pages).
             scans = self._uncommitted_multipage + 2
             cost_ns += scans * self.free_pages * p.freelist_array_ns_per_free_page
-        cost_s = p.backend_commit_ms / 1e3 + cost_ns / 1e9
+        commit_s = p.backend_commit_ms / 1e3
+        if self._spread:  # the bbolt commit ends in an fdatasync too: the disk's spread
+            commit_s *= self._lognormal(self._sigma_fsync)
+        cost_s = commit_s + cost_ns / 1e9
         self._uncommitted_ops = 0
         self._uncommitted_bytes = 0.0
         self._uncommitted_multipage = 0

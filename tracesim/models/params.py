@@ -58,6 +58,20 @@ class EtcdParams:
     ns_per_byte: float = _p(
         10.0, "ns", "our reading: marshal + WAL write + bbolt put per byte of a write (~100 MB/s)"
     )
+    fsync_cv_ratio: float = _p(
+        0.0,
+        "ratio",
+        "coefficient of variation of each batch's WAL fsync and each backend commit (lognormal, "
+        f"mean 1); fitted by tracesim calibrate etcd ({FACTS} etcd disk guidance: fsync p99 "
+        "< 10 ms, i.e. tails well above the mean); 0 = deterministic",
+    )
+    batch_apply_cv_ratio: float = _p(
+        0.0,
+        "ratio",
+        "coefficient of variation of each batch's apply work (lognormal, mean 1: GC pauses and "
+        "CPU preemption stall the leader loop); fitted by tracesim calibrate etcd; "
+        "0 = deterministic",
+    )
     backend_commit_interval_ms: float = _p(
         100.0, "ms", "etcd --backend-batch-interval default 100 ms"
     )
