@@ -115,11 +115,11 @@ def _synthetic_points(truth: EtcdParams) -> pd.DataFrame:
             sim = simulate_writes(truth, c, size, n, seed=99)
             rows.append(("write", "put", "", size_class, size, 1, c, sim))
     for cons in ("serializable", "linearizable"):
-        for c in (1, 4, 8, 32):
-            sim = simulate_reads(truth, c, 1, 1000, 600, cons == "linearizable")
+        for c in (1, 2, 4, 8, 16, 32):
+            sim = simulate_reads(truth, c, 1, 1000, 600, cons == "linearizable", seed=99)
             rows.append(("read", "get", cons, "read", 1000, 1, c, sim))
         for k in (10, 100, 1000):
-            sim = simulate_reads(truth, 1, k, 1000, 100, cons == "linearizable")
+            sim = simulate_reads(truth, 1, k, 1000, 100, cons == "linearizable", seed=99)
             rows.append(("read", "range", cons, "read", 1000, k, 1, sim))
     out = []
     for i, (phase, op, cons, sc, size, keys, c, sim) in enumerate(rows):
@@ -158,6 +158,8 @@ def test_fit_recovers_the_parameters_of_a_model_etcd():
         read_concurrency=1,
         range_base_us=200.0,
         range_us_per_object=15.0,
+        read_sharing="ps",
+        read_cv_ratio=0.5,
     )
     points = assign_roles(_synthetic_points(truth))
     maintenance = {"revisions_compacted": 10_000, "compaction_s": 0.12}
@@ -167,6 +169,8 @@ def test_fit_recovers_the_parameters_of_a_model_etcd():
     assert v["client_rtt_ms"] == pytest.approx(0.25, rel=0.05)
     assert v["peer_rtt_ms"] == pytest.approx(0.1, rel=0.05)
     assert v["read_concurrency"] == 1
+    assert v["read_sharing"] == "ps"
+    assert v["read_cv_ratio"] == pytest.approx(0.5, rel=0.25)
     assert v["range_us_per_object"] == pytest.approx(15.0, rel=0.1)
     assert v["apply_us_per_request"] == pytest.approx(150.0, rel=0.15)
     assert v["ns_per_byte"] == pytest.approx(20.0, rel=0.15)
@@ -261,6 +265,8 @@ def test_replay_accepts_a_calibrated_profile(tmp_path, capsys):
         "fsync_cv_ratio": 1.2,
         "batch_apply_cv_ratio": 0.6,
         "read_concurrency": 1,
+        "read_sharing": "ps",
+        "read_cv_ratio": 0.5,
     }
     prof = write_profile(tmp_path / "etcd-here.toml", profile_text(_fitted(values), {}))
     out = tmp_path / "replay"
@@ -269,6 +275,7 @@ def test_replay_accepts_a_calibrated_profile(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())["control_plane"]
     assert summary["profile"] == "etcd-here"
     assert summary["parameters"]["etcd"]["fsync_cv_ratio"] == 1.2
+    assert summary["parameters"]["etcd"]["read_sharing"] == "ps"
     assert summary["parameters"]["apiserver"]["storage_size_ratio"] == 0.5  # from `current`
     etcd = pd.read_parquet(out / "etcd.parquet")
     assert etcd["revision"].iloc[-1] > etcd["revision"].iloc[0]  # writes went through etcd

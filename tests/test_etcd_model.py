@@ -405,3 +405,108 @@ def test_apply_spread_widens_saturated_latencies_but_not_throughput():
     n1, r1 = run(0.6)
     assert n1 == pytest.approx(n0, rel=0.1)
     assert r1 > r0 + 0.3
+
+
+def _reads_at_once(params: EtcdParams, service_s: list[float], seed: int = 0) -> list[float]:
+    """Latencies (s) of serializable gets all arriving at t=0, zero RTT, given service times
+    (via ``range_base_us``: each read gets its own model so the costs can differ)."""
+    env = simpy.Environment()
+    p = dataclasses.replace(params, client_rtt_ms=0.0, range_us_per_object=0.0)
+    p = dataclasses.replace(p, range_ns_per_byte=0.0, range_base_us=0.0)
+    etcd = EtcdModel(env, p, np.random.default_rng(seed))
+    out: list[float] = []
+    for s in service_s:
+        etcd.reads.submit(s, lambda _w, out=out, env=env: out.append(env.now))
+    env.run()
+    return out
+
+
+def test_processor_sharing_reads_share_the_cores_and_finish_by_remaining_work():
+    ps = dataclasses.replace(EtcdParams(), read_sharing="ps", read_concurrency=1)
+    # Works 1, 2, 3 ms sharing one core: the first ends at 3 x 1 ms, the second after another
+    # 2 x 1 ms, the last after 1 ms more alone (6 ms of work, all done at 6 ms).
+    done = _reads_at_once(ps, [1e-3, 2e-3, 3e-3])
+    assert done == pytest.approx([3e-3, 5e-3, 6e-3])
+    # Two cores, three equal jobs: each runs at 2/3 speed, all end at 1.5 ms of work each.
+    two = dataclasses.replace(ps, read_concurrency=2)
+    assert _reads_at_once(two, [1e-3] * 3) == pytest.approx([1.5e-3] * 3)
+    # FIFO on one worker: the same jobs end at their cumulative sums.
+    fcfs = dataclasses.replace(ps, read_sharing="fcfs")
+    assert _reads_at_once(fcfs, [1e-3, 2e-3, 3e-3]) == pytest.approx([1e-3, 3e-3, 6e-3])
+
+
+def test_ps_utilisation_counts_busy_cores():
+    env = simpy.Environment()
+    p = dataclasses.replace(EtcdParams(), read_sharing="ps", read_concurrency=2)
+    etcd = EtcdModel(env, p)
+    etcd.reads.submit(1.0)
+    env.run(until=4.0)
+    assert etcd.reads.busy_area_s() == pytest.approx(1.0)  # one core busy for 1 s
+    assert etcd.reads.queue_len == 0
+
+
+def _closed_loop_gets(p: EtcdParams, clients: int, n: int, seed: int) -> np.ndarray:
+    env = simpy.Environment()
+    etcd = EtcdModel(env, p, np.random.default_rng(seed))
+    lat: list[float] = []
+
+    def client():
+        for _ in range(n):
+            lat.append((yield etcd.range(1, 1000, linearizable=False)).latency_s)
+
+    for _ in range(clients):
+        env.process(client())
+    env.run()
+    return np.asarray(lat)
+
+
+def test_read_spread_is_deterministic_keeps_the_mean_and_widens_the_tail():
+    base = dataclasses.replace(EtcdParams(), read_concurrency=1, range_base_us=300.0)
+    flat = _closed_loop_gets(base, 1, 3000, 0)
+    spread = dataclasses.replace(base, read_cv_ratio=0.8)
+    a, b = _closed_loop_gets(spread, 1, 3000, 5), _closed_loop_gets(spread, 1, 3000, 5)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, _closed_loop_gets(spread, 1, 3000, 6))
+    assert a.mean() == pytest.approx(flat.mean(), rel=0.05)
+    assert np.percentile(flat, 99) == pytest.approx(flat.mean())  # no spread: fixed latency
+    assert np.percentile(a, 99) > 1.5 * np.percentile(flat, 99)
+
+
+def test_read_spread_does_not_shift_the_write_draws():
+    # Reads draw from their own stream: the same writes get the same spread with or without
+    # reads in between (common random numbers across scenarios).
+    p = dataclasses.replace(EtcdParams(), fsync_cv_ratio=1.0, read_cv_ratio=1.0)
+    # No backend commit during the run (its timing would move with the reads in between).
+    p = dataclasses.replace(p, backend_commit_interval_ms=1e9, backend_commit_max_ops=10**9)
+
+    def writes(with_reads: bool) -> list[float]:
+        env = simpy.Environment()
+        etcd = EtcdModel(env, p, np.random.default_rng(3))
+        etcd.preload("kv", [0], 100)
+        out = []
+
+        def run():
+            for _ in range(50):
+                if with_reads:
+                    yield etcd.range(1, 100)
+                out.append((yield etcd.write("update", "kv", 0, 100.0)).latency_s)
+
+        env.process(run())
+        env.run()
+        return out
+
+    assert writes(True) == pytest.approx(writes(False), rel=1e-9)
+
+
+def test_ps_tail_persists_under_load_where_a_fifo_queue_averages_it_out():
+    # The reason ``read_sharing = "ps"`` exists: with 32 reads in flight, a FIFO queue's
+    # latency is a sum of ~32 services (p99/p50 near 1), a shared core's stretches each
+    # read's own service (p99/p50 near that of one service).
+    base = dataclasses.replace(
+        EtcdParams(), read_concurrency=1, range_base_us=300.0, read_cv_ratio=0.8
+    )
+    ratios = {}
+    for sharing in ("fcfs", "ps"):
+        lat = _closed_loop_gets(dataclasses.replace(base, read_sharing=sharing), 32, 100, 1)
+        ratios[sharing] = np.percentile(lat, 99) / np.percentile(lat, 50)
+    assert ratios["fcfs"] < 1.4 < 2.0 < ratios["ps"]

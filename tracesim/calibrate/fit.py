@@ -3,15 +3,20 @@
 What is fitted, from which measurements (all in :class:`~tracesim.models.params.EtcdParams`
 units):
 
-- **reads** (closed form, plus a choice): ``read_concurrency`` = the worker count, among those
-  consistent with the single-client get latency and the saturated get throughput, whose model
-  replay best matches the fitted get points (the knee between them tells them apart); the get
-  service time (workers / saturated throughput) then leaves ``client_rtt_ms`` = single-client
-  get latency - service time. ``peer_rtt_ms`` (the read-index round) = linearizable -
-  serializable single-client get latency. The extra single-client latency of ranges over the
-  get, per extra key (least squares on relative errors), gives ``range_us_per_object`` (less the
-  default per-byte copy cost of the values, ``range_ns_per_byte`` being kept); ``range_base_us``
-  is what is left of the get service time.
+- **reads** (closed form, plus a simulated choice): the get service time is ``workers /
+  saturated get throughput``, which leaves ``client_rtt_ms`` = single-client get latency -
+  service time. ``peer_rtt_ms`` (the read-index round) = linearizable - serializable
+  single-client get latency. The extra single-client latency of ranges over the get, per extra
+  key (least squares on relative errors), gives ``range_us_per_object`` (less the default
+  per-byte copy cost of the values, ``range_ns_per_byte`` being kept); ``range_base_us`` is
+  what is left of the get service time. Then ``read_sharing`` (``fcfs`` queue or ``ps``
+  processor sharing), ``read_concurrency`` (1 to :data:`READ_MAX_WORKERS`, at most what the
+  single-client latency allows) and ``read_cv_ratio`` (a grid, then a golden-section
+  refinement) minimise the squared log errors of mean, p99 and throughput of the model's
+  replay of the fitted serializable get levels (every replay seeded 0). The knee between the
+  single-client and saturated gets and the tails tell the candidates apart: under FIFO
+  workers a read's p99/p50 shrinks as reads queue (a queue sums many services), under
+  processor sharing it stays that of one service, as measured.
 - **writes** (simulation): ``fsync_ms``, ``apply_us_per_request``, ``ns_per_byte`` and
   ``backend_commit_ms`` minimise the squared log errors of mean latency and throughput of the
   model's replay of the write points used for fitting, by Nelder-Mead in log space from a
@@ -59,6 +64,11 @@ WEIGHTS = {"mean_ms": 1.0, "throughput_per_s": 1.0}
 #: Service-time spreads fitted to the p99/p50 ratios, and their bounds (CV, ratio).
 SPREAD_KEYS = ("fsync_cv_ratio", "batch_apply_cv_ratio")
 SPREAD_BOUNDS = (0.01, 4.0)
+#: Read fit: candidate spreads (CV) of a read's service time (0 first: no spread), the most
+#: workers tried, and the requests per replay of a fit get (enough for a p99).
+READ_CV_GRID = (0.0, 0.1, 0.2, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0)
+READ_MAX_WORKERS = 8
+READ_REPLAY_REQUESTS = 400
 #: Lower bounds (units of the parameter) so a parameter the data cannot see stays sane.
 FLOORS = {
     "fsync_ms": 0.01,
@@ -153,7 +163,7 @@ def _first(points: pd.DataFrame, **eq: Any) -> pd.Series | None:
     return None if sel.empty else sel.sort_values("concurrency").iloc[0]
 
 
-def fit_reads(points: pd.DataFrame, base: EtcdParams) -> tuple[dict[str, float], list[str]]:
+def fit_reads(points: pd.DataFrame, base: EtcdParams) -> tuple[dict[str, Any], list[str]]:
     """Closed-form read parameters (see the module docstring); (values, notes)."""
     notes: list[str] = []
     fit = points[(points["phase"] == "read") & (points["role"] == "fit")]
@@ -200,20 +210,69 @@ def fit_reads(points: pd.DataFrame, base: EtcdParams) -> tuple[dict[str, float],
         }
 
     # Any w up to single-client latency x X_sat fits the single-client and the saturated gets;
-    # the knee in between tells them apart: keep the w whose replay of the fit gets is best
-    # (the smallest on a tie).
-    best: tuple[float, int] | None = None
-    for workers in range(1, min(64, max(1, math.floor(lat1_s * x_sat))) + 1):
-        trial = dataclasses.replace(base, **values_for(workers))
+    # the knee in between, and the tails, tell the candidates apart: for each sharing
+    # discipline and worker count, the read spread that best matches the fit gets' mean, p99
+    # and throughput (squared log errors), then the best candidate overall (FIFO and fewer
+    # workers on a tie).
+    has_p50 = "p50_ms" in gets and bool((gets["p50_ms"] > 0).all())
+    rows = [row for _, row in gets.iterrows()]
+
+    def loss_of(trial: EtcdParams) -> float:
         err = 0.0
-        for _, row in gets.iterrows():
-            sim = simulate_point(trial, row, 400)
+        for row in rows:
+            sim = simulate_point(trial, row, READ_REPLAY_REQUESTS)
             err += math.log(sim.mean_ms / float(row["mean_ms"])) ** 2
             err += math.log(sim.throughput_per_s / float(row["throughput_per_s"])) ** 2
-        if best is None or err < best[0] - 1e-9:
-            best = (err, workers)
+            if has_p50:
+                err += math.log(sim.p99_ms / float(row["p99_ms"])) ** 2
+        return err / len(rows)
+
+    best: tuple[float, str, int, float] | None = None
+    max_workers = min(READ_MAX_WORKERS, max(1, math.floor(lat1_s * x_sat)))
+    for sharing in ("fcfs", "ps"):
+        for workers in range(1, max_workers + 1):
+            trial0 = dataclasses.replace(base, **values_for(workers), read_sharing=sharing)
+            cvs = READ_CV_GRID if has_p50 else (0.0,)
+            for cv in cvs:
+                err = loss_of(dataclasses.replace(trial0, read_cv_ratio=cv))
+                if best is None or err < best[0] - 1e-9:
+                    best = (err, sharing, workers, cv)
     assert best is not None
-    return values_for(best[1]), notes
+    err, sharing, workers, cv = best
+    if has_p50 and cv > 0:
+        # Refine the spread between its grid neighbours (golden section in log CV).
+        i = READ_CV_GRID.index(cv)
+        lo = math.log(READ_CV_GRID[max(1, i - 1)])
+        hi = math.log(READ_CV_GRID[min(len(READ_CV_GRID) - 1, i + 1)])
+        trial0 = dataclasses.replace(base, **values_for(workers), read_sharing=sharing)
+
+        def f(log_cv: float) -> float:
+            return loss_of(dataclasses.replace(trial0, read_cv_ratio=math.exp(log_cv)))
+
+        g = (math.sqrt(5) - 1) / 2
+        a, b = lo, hi
+        c, d = b - g * (b - a), a + g * (b - a)
+        fc, fd = f(c), f(d)
+        for _ in range(8):
+            if fc < fd:
+                b, d, fd = d, c, fc
+                c = b - g * (b - a)
+                fc = f(c)
+            else:
+                a, c, fc = c, d, fd
+                d = a + g * (b - a)
+                fd = f(d)
+        x, fx = (c, fc) if fc < fd else (d, fd)
+        if fx < err:
+            err, cv = fx, math.exp(x)
+    notes.append(
+        f"reads: {sharing} over {workers} worker(s), read_cv_ratio {cv:.3g} "
+        f"(loss {err:.3g} over {len(rows)} fit gets)"
+    )
+    values: dict[str, Any] = values_for(workers)
+    values["read_sharing"] = sharing
+    values["read_cv_ratio"] = float(cv)
+    return values, notes
 
 
 def _start_writes(points: pd.DataFrame, rtt_ms: float, peer_ms: float) -> dict[str, float]:
@@ -450,7 +509,9 @@ def profile_text(
     what = {
         "client_rtt_ms": "single-client serializable get latency - get service time",
         "peer_rtt_ms": "linearizable - serializable single-client get latency",
-        "read_concurrency": "single-client get latency x saturated get throughput (floor)",
+        "read_concurrency": "read fit (model replay of the closed-loop gets)",
+        "read_sharing": "read fit: fcfs queue or ps processor sharing, whichever fits better",
+        "read_cv_ratio": "read fit (p99 of the closed-loop gets)",
         "range_base_us": "get service time - one key's cost",
         "range_us_per_object": "single-client range latency over the get, per extra key",
         "fsync_ms": "write fit (model replay of the closed-loop puts)",

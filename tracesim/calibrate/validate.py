@@ -188,7 +188,8 @@ def compare(params: EtcdParams, points: pd.DataFrame) -> pd.DataFrame:
 
 def plot_comparison(table: pd.DataFrame, out: str | Path, title: str = "") -> Path:
     """PNG: measured (markers) vs predicted (lines) mean and p99 latency and throughput against
-    concurrency, one colour per write size class; held-out points drawn filled."""
+    concurrency; top row puts, one colour per write size class; bottom row single-key gets,
+    one colour per consistency (when the table has them). Held-out points drawn filled."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,46 +197,60 @@ def plot_comparison(table: pd.DataFrame, out: str | Path, title: str = "") -> Pa
 
     out = Path(out)
     writes = table[table["phase"] == "write"]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    colours = {"lease": "tab:blue", "node": "tab:orange", "large": "tab:red"}
+    gets = table[(table["phase"] == "read") & (table["keys_per_request"] == 1)]
+    rows = [(writes, "size_class", "puts")] + ([(gets, "consistency", "gets")] * (len(gets) > 0))
+    fig, axes = plt.subplots(len(rows), 3, figsize=(15, 4.5 * len(rows)), squeeze=False)
+    colours = {
+        "lease": "tab:blue",
+        "node": "tab:orange",
+        "large": "tab:red",
+        "serializable": "tab:green",
+        "linearizable": "tab:purple",
+    }
     panels = (
         ("mean_ms", "mean latency (ms)"),
         ("p99_ms", "p99 latency (ms)"),
-        ("throughput_per_s", "throughput (puts/s)"),
+        ("throughput_per_s", "throughput ({}/s)"),
     )
-    for ax, (metric, label) in zip(axes, panels, strict=True):
-        for size_class, grp in writes.groupby("size_class", sort=False):
-            grp = grp.sort_values("concurrency")
-            colour = colours.get(str(size_class))
-            ax.plot(
-                grp["concurrency"],
-                grp[f"{metric}_predicted"],
-                "-",
-                color=colour,
-                label=f"{size_class} ({int(grp['value_bytes'].iloc[0]):,} B) model",
-            )
-            held = grp["role"] == "validate" if "role" in grp else np.zeros(len(grp), bool)
-            ax.plot(
-                grp["concurrency"][~held],
-                grp[f"{metric}_measured"][~held],
-                "o",
-                mfc="none",
-                color=colour,
-                label=f"{size_class} measured (fit)",
-            )
-            ax.plot(
-                grp["concurrency"][held],
-                grp[f"{metric}_measured"][held],
-                "o",
-                color=colour,
-                label=f"{size_class} measured (held out)",
-            )
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("puts in flight (closed loop)")
-        ax.set_ylabel(label)
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=7)
+    for ax_row, (data, by, what) in zip(axes, rows, strict=True):
+        for ax, (metric, label) in zip(ax_row, panels, strict=True):
+            for group, grp in data.groupby(by, sort=False):
+                grp = grp.sort_values("concurrency")
+                colour = colours.get(str(group))
+                name = (
+                    f"{group} ({int(grp['value_bytes'].iloc[0]):,} B)"
+                    if what == "puts"
+                    else f"{group} get"
+                )
+                ax.plot(
+                    grp["concurrency"],
+                    grp[f"{metric}_predicted"],
+                    "-",
+                    color=colour,
+                    label=f"{name} model",
+                )
+                held = grp["role"] == "validate" if "role" in grp else np.zeros(len(grp), bool)
+                ax.plot(
+                    grp["concurrency"][~held],
+                    grp[f"{metric}_measured"][~held],
+                    "o",
+                    mfc="none",
+                    color=colour,
+                    label=f"{group} measured (fit)",
+                )
+                ax.plot(
+                    grp["concurrency"][held],
+                    grp[f"{metric}_measured"][held],
+                    "o",
+                    color=colour,
+                    label=f"{group} measured (held out)",
+                )
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel(f"{what} in flight (closed loop)")
+            ax.set_ylabel(label.format(what))
+            ax.grid(True, which="both", alpha=0.3)
+        ax_row[0].legend(fontsize=7)
     fig.suptitle(title or "etcd model vs measured etcd")
     fig.tight_layout()
     fig.savefig(out, dpi=110)

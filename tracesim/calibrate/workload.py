@@ -57,7 +57,7 @@ class Plan:
     max_requests_per_point: int = 20_000
     #: Bounds the bytes a ~1 MB point writes, so the run fits a small quota.
     large_max_requests: int = 48
-    read_concurrency: tuple[int, ...] = (1, 4, 8, 32)
+    read_concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     range_sizes: tuple[int, ...] = (10, 100, 1000)
     range_value_bytes: int = 1000
     read_point_s: float = 1.5

@@ -113,7 +113,9 @@ def etcd(
     show.print(t)
     for line in res.fit.notes:
         show.print(f"note: {line}")
-    fitted = ", ".join(f"{k}={v:.4g}" for k, v in res.fit.values.items())
+    fitted = ", ".join(
+        f"{k}={v}" if isinstance(v, str) else f"{k}={v:.4g}" for k, v in res.fit.values.items()
+    )
     show.print(f"fitted: {fitted}", highlight=False)
     show.print(
         f"wrote {res.profile_path} and {res.report_dir}/ in {res.wall_s:.0f} s", highlight=False

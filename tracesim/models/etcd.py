@@ -27,9 +27,12 @@ Mechanisms (sources in :class:`~tracesim.models.params.EtcdParams` and docs/mode
   previous revision as history (plus a tombstone for a delete) until a compaction; compaction
   frees those bytes inside the file but does not shrink the file; only :meth:`EtcdModel.defrag`
   does, and defrag blocks the member (writes and reads wait).
-- **Reads.** Served by ``read_concurrency`` workers (:class:`~tracesim.models.queueing.FcfsServer`)
-  at ``range_base_us + range_us_per_object * scanned + range_ns_per_byte * returned``; a
-  linearizable read first waits one read-index round (``peer_rtt_ms``), a serializable one not.
+- **Reads.** Served by ``read_concurrency`` workers (``read_sharing``: a FIFO queue,
+  :class:`~tracesim.models.queueing.FcfsServer`, or processor sharing, :class:`PsServer`)
+  at ``range_base_us + range_us_per_object * scanned + range_ns_per_byte * returned``, times
+  a lognormal multiplier (mean 1, CV ``read_cv_ratio``; 0 = none drawn) from a stream spawned
+  from ``rng`` (so reads do not shift the write path's draws); a linearizable read first waits
+  one read-index round (``peer_rtt_ms``), a serializable one not.
 
 The hot path is callback-driven (no SimPy process per request): :meth:`EtcdModel.submit_writes`
 takes a whole group of writes with numpy arrays and reports through one callback. For SimPy
@@ -38,6 +41,7 @@ processes there are :meth:`EtcdModel.write` and :meth:`EtcdModel.range`, which r
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
@@ -96,6 +100,88 @@ class _Writes:
         self.total_bytes = float(sizes.sum())
 
 
+class PsServer:
+    """Processor sharing over ``capacity`` cores: ``n`` jobs in progress each progress at rate
+    ``min(1, capacity / n)`` (no queue; a job's latency is its work stretched by the sharing).
+
+    Callback-driven like :class:`~tracesim.models.queueing.FcfsServer` (same ``submit``,
+    ``busy_area_s``, ``queue_len``, ``capacity``): a virtual clock ``V`` advances at the
+    per-job rate; a job that arrives at ``V = v`` with work ``w`` finishes when ``V`` reaches
+    ``v + w``, so one heap of finish tags and one pending timeout serve all jobs.
+    """
+
+    def __init__(self, env: simpy.Environment, capacity: int = 1, name: str = "") -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.env = env
+        self.capacity = capacity
+        self.name = name
+        self.completed = 0
+        self._heap: list[tuple[float, int, Callable[[float], Any] | None]] = []
+        self._seq = 0
+        self._v = 0.0  # work (s) done per job since the start
+        self._t = env.now  # time _v and _busy_area were last advanced to
+        self._busy_area = 0.0
+        self._gen = 0  # invalidates timeouts scheduled before the last arrival/departure
+
+    @property
+    def in_service(self) -> int:
+        return len(self._heap)
+
+    @property
+    def queue_len(self) -> int:
+        """Jobs beyond the cores (sharing them), the analogue of a FIFO queue's waiting jobs."""
+        return max(0, len(self._heap) - self.capacity)
+
+    def _rate(self) -> float:
+        n = len(self._heap)
+        return min(1.0, self.capacity / n) if n else 0.0
+
+    def _advance(self) -> None:
+        now = self.env.now
+        dt = now - self._t
+        if dt > 0:
+            self._v += dt * self._rate()
+            self._busy_area += dt * min(len(self._heap), self.capacity)
+            self._t = now
+
+    def busy_area_s(self) -> float:
+        """Core-seconds of work done since the start (divide by capacity x span: utilisation)."""
+        self._advance()
+        return self._busy_area
+
+    def submit(self, service_s: float, on_done: Callable[[float], Any] | None = None) -> None:
+        """A job needing ``service_s`` s of one core; ``on_done(0.0)`` when it is done (a
+        processor-sharing job never waits, it only runs slower)."""
+        self._advance()
+        self._seq += 1
+        heapq.heappush(self._heap, (self._v + service_s, self._seq, on_done))
+        self._schedule()
+
+    def _schedule(self) -> None:
+        self._gen += 1
+        if not self._heap:
+            return
+        gen = self._gen
+        dt = max(0.0, (self._heap[0][0] - self._v) / self._rate())
+        ev = self.env.timeout(dt)
+        ev.callbacks.append(lambda _e: self._finish(gen))
+
+    def _finish(self, gen: int) -> None:
+        if gen != self._gen:
+            return
+        self._advance()
+        done = []
+        # Jobs whose tag is reached (within rounding) finish together.
+        while self._heap and self._heap[0][0] <= self._v + 1e-12:
+            done.append(heapq.heappop(self._heap)[2])
+        self.completed += len(done)
+        self._schedule()
+        for fn in done:
+            if fn is not None:
+                fn(0.0)
+
+
 class EtcdModel:
     """One etcd cluster seen through its leader. See the module docstring for the mechanisms."""
 
@@ -151,7 +237,17 @@ class EtcdModel:
         self.batches = 0
         self.commits = 0
         self.commit_time_s = 0.0
-        self.reads = FcfsServer(env, p.read_concurrency, name="etcd-read")
+        self.reads: FcfsServer | PsServer = (
+            PsServer(env, p.read_concurrency, name="etcd-read")
+            if p.read_sharing == "ps"
+            else FcfsServer(env, p.read_concurrency, name="etcd-read")
+        )
+        self._sigma_read = math.sqrt(math.log1p(p.read_cv_ratio**2))
+        # Reads draw from their own stream (spawned from ``rng``) so that adding reads does not
+        # shift the write path's draws (common random numbers across fits and scenarios).
+        self._read_rng = self._rng.spawn(1)[0] if p.read_cv_ratio > 0 else None
+        self._rz = np.zeros(0)
+        self._rzi = 0
         self._batch_fixed_s = (p.peer_rtt_ms + p.fsync_ms) / 1e3
         self._rtt_s = p.client_rtt_ms / 1e3
         #: Kind names by code, for groups that mix kinds (``submit_writes`` with code arrays).
@@ -653,6 +749,8 @@ class EtcdModel:
         """A range read arriving now; ``on_done(latency_s)`` when the response is back."""
         t0 = self.env.now
         service = self.range_cost_s(objects_scanned, bytes_returned)
+        if self._read_rng is not None:
+            service *= self._read_multiplier()
         pre_s = self._rtt_s + (self.p.peer_rtt_ms / 1e3 if linearizable else 0.0)
 
         def run_read():
@@ -664,6 +762,17 @@ class EtcdModel:
             )
 
         self._later(pre_s, run_read)
+
+    def _read_multiplier(self) -> float:
+        """A lognormal multiplier of one read's service time, mean 1, CV ``read_cv_ratio``."""
+        if self._rzi >= len(self._rz):
+            assert self._read_rng is not None
+            self._rz = self._read_rng.standard_normal(4096)
+            self._rzi = 0
+        z = float(self._rz[self._rzi])
+        self._rzi += 1
+        s = self._sigma_read
+        return math.exp(s * z - 0.5 * s * s)
 
     def range(
         self, objects_scanned: float, bytes_returned: float, linearizable: bool = True

@@ -112,6 +112,21 @@ class EtcdParams:
         2.0, "us", "our reading: bbolt cursor step + key decode per object scanned"
     )
     range_ns_per_byte: float = _p(1.0, "ns", "assumption: copy of returned values (~1 GB/s)")
+    read_sharing: str = _p(
+        "fcfs",
+        "choice",
+        "how reads share the read_concurrency workers: fcfs (a queue in front of them) or ps "
+        "(processor sharing: every read in progress gets an equal share of that many cores, "
+        "like goroutines on GOMAXPROCS cores); ps fitted by tracesim calibrate etcd (its "
+        "p99/p50 stays about constant with reads in flight, as a FIFO queue's would not)",
+        choices=("fcfs", "ps"),
+    )
+    read_cv_ratio: float = _p(
+        0.0,
+        "ratio",
+        "coefficient of variation of each read's service time (lognormal, mean 1: GC, "
+        "scheduling, cache misses); fitted by tracesim calibrate etcd; 0 = deterministic",
+    )
     compaction_us_per_revision: float = _p(
         3.0, "us", "assumption: delete one old revision from bbolt"
     )
