@@ -1,7 +1,8 @@
 """Benchmark: the standard control-plane scenario replayed through all models.
 
 Usage: ``.venv/bin/python benchmarks/bench_scenario.py [--nodes 10000] [--duration 1h]
-[--scaling 1000,5000,10000,20000] [--scaling-duration 10m] [--bucket-ms 250] [--append-docs]``
+[--seed 1] [--scaling 1000,5000,10000,20000] [--scaling-duration 10m] [--bucket-ms 100]
+[--baseline-src DIR] [--skip-short] [--append-docs]``
 
 1. **Standard scenario** (issue 4): ``tracesim synth --nodes 10000 --duration 1h --burst-pods
    10000`` (Lease heartbeats, steady churn ~20 pods/s, a burst of 10,000 pods) replayed with
@@ -16,6 +17,11 @@ Usage: ``.venv/bin/python benchmarks/bench_scenario.py [--nodes 10000] [--durati
 4. **Scaling**: simulated seconds per wall second at 1k, 5k, 10k and 20k nodes (shorter
    traces, same generator settings).
 
+5. **Earlier code, same run** (``--baseline-src DIR``): the standard scenario replayed by the
+   ``tracesim`` package found in ``DIR`` (e.g. the last commit:
+   ``mkdir /tmp/base && git archive HEAD tracesim | tar -x -C /tmp/base``), so the speed-up of
+   a change is measured against its baseline on the same machine, under the same load.
+
 ``--bucket-ms`` sets ``workload.request_bucket_ms`` (the wave window W; see docs/models.md for
 the accuracy cost). ``--append-docs`` appends the figures to docs/performance.md (append only).
 """
@@ -24,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import platform
 import resource
 import subprocess
@@ -37,8 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TRACESIM = [sys.executable, "-m", "tracesim"]
 
 
-def synth(out: Path, nodes: int, duration: str, burst: int) -> None:
+def synth(out: Path, nodes: int, duration: str, burst: int, seed: int = 1) -> None:
     cmd = [*TRACESIM, "synth", "--nodes", str(nodes), "--duration", duration, "-q"]
+    cmd += ["--seed", str(seed)]
     cmd += ["--burst-pods", str(burst), "--out", str(out), "--force"]
     subprocess.run(cmd, check=True)
 
@@ -70,14 +79,23 @@ print(json.dumps({
 """
 
 
-def run(trace: Path, profile: str, bucket_ms: float, end_s: float = 0.0) -> dict:
+def run(
+    trace: Path, profile: str, bucket_ms: float, end_s: float = 0.0, src: str | None = None
+) -> dict:
     """One replay (of the first ``end_s`` seconds if > 0) in a fresh process (its peak RSS is
-    the replay's)."""
+    the replay's); ``src``: a directory whose ``tracesim`` package replaces the installed one."""
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
     out = subprocess.run(
         [sys.executable, "-c", CHILD, str(trace), profile, str(bucket_ms), str(end_s)],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
+        # ``python -c`` puts the working directory first on sys.path: run from ``src`` so
+        # that its package, not a checkout in the caller's directory, is imported.
+        cwd=src or None,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -87,31 +105,50 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=10_000)
     ap.add_argument("--duration", default="1h")
     ap.add_argument("--burst", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=1, help="synth seed (the issue's scenario: 1)")
     ap.add_argument("--scaling", default="1000,5000,10000,20000")
     ap.add_argument("--scaling-duration", default="10m")
     ap.add_argument("--bucket-ms", type=float, default=100.0)
     ap.add_argument("--short-s", type=float, default=60.0)
     ap.add_argument("--append-docs", action="store_true")
+    ap.add_argument("--baseline-src", default=None, help="directory with an earlier tracesim")
+    ap.add_argument("--skip-short", action="store_true", help="no waves vs per-request runs")
     args = ap.parse_args()
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         trace = Path(tmp) / "standard"
         t0 = time.perf_counter()
-        synth(trace, args.nodes, args.duration, args.burst)
+        synth(trace, args.nodes, args.duration, args.burst, args.seed)
         synth_s = time.perf_counter() - t0
         full = run(trace, "current", args.bucket_ms)
         base = run(trace, "none", args.bucket_ms)
         ratio = full["wall_s"] / base["wall_s"]
-        short_w = run(trace, "current", args.bucket_ms, args.short_s)
-        short_0 = run(trace, "current", 0.0, args.short_s)
-        speedup = short_0["wall_s"] / short_w["wall_s"]
         print(f"standard scenario ({args.nodes} nodes, {args.duration}; synth {synth_s:.1f} s)")
         print(f"  all models : {json.dumps(full)}")
         print(f"  placement  : {json.dumps(base)}")
         print(f"  ratio models / placement-only wall time: x{ratio:.2f}")
-        print(f"  first {args.short_s:g} s, waves of {args.bucket_ms:g} ms: {json.dumps(short_w)}")
-        print(f"  first {args.short_s:g} s, per-request path: {json.dumps(short_0)}")
-        print(f"  speed-up of waves over the per-request path: x{speedup:.1f}")
+        old = old_base = None
+        if args.baseline_src:
+            old = run(trace, "current", args.bucket_ms, src=args.baseline_src)
+            old_base = run(trace, "none", args.bucket_ms, src=args.baseline_src)
+            print(f"  earlier code, all models: {json.dumps(old)}")
+            print(f"  earlier code, placement : {json.dumps(old_base)}")
+            print(
+                f"  speed-up vs earlier code: all models x{old['wall_s'] / full['wall_s']:.2f} "
+                f"(peak RSS {old['rss_mib']:.0f} -> {full['rss_mib']:.0f} MiB), placement only "
+                f"x{old_base['wall_s'] / base['wall_s']:.2f}"
+            )
+        short_w = short_0 = None
+        speedup = math.nan
+        if not args.skip_short:
+            short_w = run(trace, "current", args.bucket_ms, args.short_s)
+            short_0 = run(trace, "current", 0.0, args.short_s)
+            speedup = short_0["wall_s"] / short_w["wall_s"]
+            print(
+                f"  first {args.short_s:g} s, waves of {args.bucket_ms:g} ms: {json.dumps(short_w)}"
+            )
+            print(f"  first {args.short_s:g} s, per-request path: {json.dumps(short_0)}")
+            print(f"  speed-up of waves over the per-request path: x{speedup:.1f}")
         lines += [
             f"Run of {date.today().isoformat()} ({platform.machine()}, Python "
             f"{platform.python_version()}), `python benchmarks/bench_scenario.py "
@@ -127,19 +164,32 @@ def main() -> None:
             f"| same trace, placement only (baseline) | {base['wall_s']:.1f} s "
             f"| {base['sim_s'] / base['wall_s']:.0f} | {base['rss_mib']:.0f} MiB | - "
             f"| ratio all models / baseline: x{ratio:.2f} |",
-            f"| first {args.short_s:g} s, waves of {args.bucket_ms:g} ms | "
-            f"{short_w['wall_s']:.1f} s | {short_w['sim_s'] / short_w['wall_s']:.0f} "
-            f"| {short_w['rss_mib']:.0f} MiB | {short_w['requests']:,} | |",
-            f"| first {args.short_s:g} s, per-request path (W = 0) | {short_0['wall_s']:.1f} s "
-            f"| {short_0['sim_s'] / short_0['wall_s']:.0f} | {short_0['rss_mib']:.0f} MiB "
-            f"| {short_0['requests']:,} | waves x{speedup:.1f} faster |",
+        ]
+        for name, r, ref in (("all models", old, full), ("placement only", old_base, base)):
+            if r is not None:
+                lines.append(
+                    f"| earlier code ({args.baseline_src}), {name} | {r['wall_s']:.1f} s "
+                    f"| {r['sim_s'] / r['wall_s']:.0f} | {r['rss_mib']:.0f} MiB "
+                    f"| {r['requests'] or '-'} "
+                    f"| this code x{r['wall_s'] / ref['wall_s']:.2f} faster |"
+                )
+        if short_w is not None and short_0 is not None:
+            lines += [
+                f"| first {args.short_s:g} s, waves of {args.bucket_ms:g} ms | "
+                f"{short_w['wall_s']:.1f} s | {short_w['sim_s'] / short_w['wall_s']:.0f} "
+                f"| {short_w['rss_mib']:.0f} MiB | {short_w['requests']:,} | |",
+                f"| first {args.short_s:g} s, per-request path (W = 0) | {short_0['wall_s']:.1f} s "
+                f"| {short_0['sim_s'] / short_0['wall_s']:.0f} | {short_0['rss_mib']:.0f} MiB "
+                f"| {short_0['requests']:,} | waves x{speedup:.1f} faster |",
+            ]
+        lines += [
             "",
             "| nodes | span | wall | sim s / wall s | peak RSS |",
             "| ---: | ---: | ---: | ---: | ---: |",
         ]
         for n in [int(x) for x in args.scaling.split(",") if x]:
             tr = Path(tmp) / f"s{n}"
-            synth(tr, n, args.scaling_duration, 0)
+            synth(tr, n, args.scaling_duration, 0, args.seed)
             r = run(tr, "current", args.bucket_ms)
             rate = r["sim_s"] / r["wall_s"]
             print(f"  {n:>6} nodes: {rate:.0f} sim s / wall s ({json.dumps(r)})")

@@ -373,7 +373,8 @@ class ApiServerModel:
         requests that differ in verb and resource. Per member: ``verbs`` (codes of
         :data:`VERBS`), ``resources`` (:meth:`resource_code`), ``scopes`` (codes of
         :data:`SCOPES`), ``store_ops`` (etcd op codes) and ``store_kinds``
-        (:meth:`EtcdModel.kind_code`), ``keys`` and JSON ``sizes_bytes``. The group is charged
+        (:meth:`EtcdModel.kind_code`), ``keys`` (a list is kept: do not change it afterwards)
+        and JSON ``sizes_bytes``. The group is charged
         as :meth:`submit` charges one verb/resource (the seat is held for the request CPU time
         of the group's mean size), metrics get one row per member with its own verb/resource,
         and the watch fan-out is one dispatch per stored kind. ``on_watch(members)`` is called
@@ -382,7 +383,7 @@ class ApiServerModel:
         r = _Req()
         r.verb, r.resource, r.scope, r.flow = None, None, None, flow
         r.sizes = np.asarray(sizes_bytes, dtype=float)
-        r.keys = list(keys)
+        r.keys = keys if type(keys) is list else list(keys)  # a list is kept, not copied
         r.members = None
         r.on_done = on_done
         r.on_watch = on_watch
@@ -439,9 +440,15 @@ class ApiServerModel:
             if on_delivered is not None:
                 on_delivered()
             return
-        cluster, node = self.watchers(resource)
-        sends = n_events * (cluster + (1 if node else 0))
-        cost = self.fanout_cost_s(resource, n_events, total_bytes)
+        cluster, node = self._watchers[resource]
+        per_event = cluster + (1 if node else 0)
+        sends = n_events * per_event
+        # fanout_cost_s, inlined (one call per dispatch on the hot path).
+        ser_events = n_events if self.p.serialize_once_per_event else sends
+        cost = (
+            ser_events * (total_bytes / n_events) * self._ser_s
+            + sends * self.p.watch_send_us_per_watcher / 1e6
+        )
         self.watch_events += n_events
         self.watch_sends += sends
         self.watch_bytes_sent += sends * total_bytes / n_events
@@ -454,15 +461,7 @@ class ApiServerModel:
             res_code = self._watch_codes.get(resource)
             if res_code is None:
                 res_code = self._watch_codes[resource] = m.resources.code(resource)
-            m.record_coded(
-                end,
-                np.full(n_events, end - self.env.now),
-                self._watch_verb,
-                res_code,
-                self._cluster_scope,
-                200,
-                self._ok_reason,
-            )
+            m.record_watch(end, end - self.env.now, res_code, n_events)
 
     # ------------------------------------------------------------------ admission
 
@@ -611,8 +610,9 @@ class ApiServerModel:
             first = int(kinds[0])
             if (kinds == first).all():
                 groups = [(first, None)]
-            else:
-                groups = [(c, kinds == c) for c in np.unique(kinds).tolist()]
+            else:  # a few small codes: bincount is cheaper than np.unique
+                present = np.flatnonzero(np.bincount(kinds)).tolist()
+                groups = [(c, kinds == c) for c in present]
             for c, sel in groups:
                 kind = names[c]
                 if kind not in self._dispatchers and on_watch is None:
@@ -678,14 +678,11 @@ class ApiServerModel:
             status = _OK_STATUS[verbs]
             if reasons.any():
                 status = np.where(reasons == 0, status, STATUS[reasons])
+                reason_codes = self._reason_codes[reasons]
+            else:
+                reason_codes = self._ok_reason
             self.metrics.record_coded(
-                now,
-                lat,
-                verbs,
-                self._metric_res[r.mixed[1]],
-                r.mixed[2],
-                status,
-                self._reason_codes[reasons],
+                now, lat, verbs, self._metric_res[r.mixed[1]], r.mixed[2], status, reason_codes
             )
         elif self.metrics is not None and not reasons.any():
             self.metrics.record_requests(

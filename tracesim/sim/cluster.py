@@ -7,7 +7,9 @@ these columns; nothing on the hot path is a Python object per node.
 
 Every change to a node bumps ``version[node]``. A policy (or the scheduling framework) may cache
 any per-node result together with the version it was computed at and recompute only the nodes
-whose version moved: a node's scores only change when that node changes.
+whose version moved: a node's scores only change when that node changes. Each bump is also
+appended to a change log, so a cache can ask which nodes changed since it last looked
+(:meth:`ClusterState.changed_since`) without comparing every node's version.
 
 The same class backs the fill experiment and the replay engine, so it also supports nodes
 joining and leaving (``active`` mask; slots are never reused, so node indices stay stable) and
@@ -30,6 +32,9 @@ GPU_MILLI = 1000
 #: (``pkg/scheduler/util/pod_resources.go``: DefaultMilliCPURequest, DefaultMemoryRequest).
 NONZERO_CPU_MILLI = 100
 NONZERO_MEMORY_BYTES = 200 * 1024 * 1024
+#: Length at which the change log of :class:`ClusterState` is dropped (bounds its memory).
+CHANGE_LOG_MAX = 1 << 16
+_NO_NODES = np.zeros(0, np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +176,12 @@ class ClusterState:
         self.taint_codes = np.full((cap, max_taints), -1, np.int32)
         self.active = np.zeros(cap, bool)
         self.version = np.zeros(cap, i64)
+        #: Change log: the node of every version bump since ``changes_base`` (an absolute
+        #: position), so a cache can find the nodes changed since its last look in
+        #: O(changes) instead of comparing all versions (:meth:`changed_since`).
+        self.changes: list[int] = []
+        self.changes_base = 0
+        self._n_active: int | None = None
 
     # -- building ----------------------------------------------------------------------------
     _COLUMNS = (
@@ -250,7 +261,8 @@ class ClusterState:
         for j, taint in enumerate(taints):
             self.taint_codes[i, j] = self.vocab.code(taint)
         self.active[i] = True
-        self.version[i] += 1
+        self._n_active = None
+        self._bump(i)
         return i
 
     def update_node(
@@ -285,7 +297,8 @@ class ClusterState:
                 codes[node, j] = self.vocab.code(value)
         if active is not None:
             self.active[node] = active
-        self.version[node] += 1
+            self._n_active = None
+        self._bump(node)
 
     def constraint_code(self, constraints: PodConstraints) -> int:
         """The index of ``constraints`` in :attr:`constraints`, adding it if new."""
@@ -301,7 +314,42 @@ class ClusterState:
     def remove_node(self, node: int) -> None:
         """Deactivate a node (its slot and index stay; filters must honour ``active``)."""
         self.active[node] = False
+        self._n_active = None
+        self._bump(node)
+
+    def _bump(self, node: int) -> None:
+        """``node`` changed: a new version, and an entry in the change log."""
         self.version[node] += 1
+        changes = self.changes
+        changes.append(node)
+        if len(changes) >= CHANGE_LOG_MAX:
+            # Drop the log: caches older than this position compare all versions once.
+            self.changes_base += len(changes)
+            self.changes = []
+
+    @property
+    def change_position(self) -> int:
+        """Absolute position of the next change (pass it to :meth:`changed_since` later)."""
+        return self.changes_base + len(self.changes)
+
+    def changed_since(self, position: int, limit: int) -> np.ndarray | None:
+        """Sorted distinct nodes whose version moved since ``position`` (from
+        :attr:`change_position`), or None when the log no longer reaches back there or more
+        than ``limit`` changes happened (the caller then compares every version)."""
+        start = position - self.changes_base
+        if start < 0 or len(self.changes) - start > limit:
+            return None
+        if start == len(self.changes):
+            return _NO_NODES
+        # A few nodes each time: sorting a Python set is cheaper than np.unique here.
+        return np.array(sorted(set(self.changes[start:])), np.int64)
+
+    @property
+    def n_active(self) -> int:
+        """Number of active nodes (cached until a node is added, changed or removed)."""
+        if self._n_active is None:
+            self._n_active = int(np.count_nonzero(self.active[: self.n_nodes]))
+        return self._n_active
 
     def index_of(self, name: str) -> int:
         """Index of the node called ``name``; KeyError if unknown."""
@@ -344,6 +392,7 @@ class ClusterState:
         state.gpu_free_total_milli[:n] = gpu_count * GPU_MILLI
         state.active[:n] = True
         state.version[:n] = 1
+        state._n_active = None
         return state
 
     # -- views -------------------------------------------------------------------------------
@@ -375,9 +424,12 @@ class ClusterState:
         Raises ValueError (and changes nothing) if the node or a GPU would be over-committed:
         callers filter first, so this is a guard against bugs, not a scheduling decision.
         """
-        gpus = np.asarray(gpus, np.int64)
-        if len(gpus) != pod.gpu_count or len(set(gpus.tolist())) != len(gpus):
-            raise ValueError(f"pod needs {pod.gpu_count} distinct GPUs, got {gpus.tolist()}")
+        if pod.gpu_count == 0 and len(gpus) == 0:
+            gpus = _NO_NODES  # the common case: no GPU, no checks on slots
+        else:
+            gpus = np.asarray(gpus, np.int64)
+            if len(gpus) != pod.gpu_count or len(set(gpus.tolist())) != len(gpus):
+                raise ValueError(f"pod needs {pod.gpu_count} distinct GPUs, got {gpus.tolist()}")
         if not self.active[node]:
             raise ValueError(f"node {self.names[node]} is not active")
         if (
@@ -398,13 +450,16 @@ class ClusterState:
             row[gpus] -= pod.gpu_milli
             self.gpu_free_total_milli[node] -= pod.gpu_total_milli
             self.kind_pods[node, pod.gpu_kind] += 1
-        self.version[node] += 1
+        self._bump(node)
 
     def release(self, node: int, pod: PodRequest, gpus: Sequence[int] | np.ndarray = ()) -> None:
         """Undo :meth:`assign` of the same pod and GPUs exactly."""
-        gpus = np.asarray(gpus, np.int64)
         row = self.gpu_free_milli[node]
-        if len(gpus) != pod.gpu_count or (row[gpus] + pod.gpu_milli > GPU_MILLI).any():
+        no_gpu = pod.gpu_count == 0 and len(gpus) == 0
+        gpus = _NO_NODES if no_gpu else np.asarray(gpus, np.int64)
+        if len(gpus) != pod.gpu_count or (
+            len(gpus) and (row[gpus] + pod.gpu_milli > GPU_MILLI).any()
+        ):
             raise ValueError(f"node {self.names[node]}: releasing GPUs that were not assigned")
         if self.used_pods[node] < 1 or self.used_cpu_milli[node] < pod.cpu_milli:
             raise ValueError(f"node {self.names[node]}: releasing a pod that was not assigned")
@@ -417,7 +472,7 @@ class ClusterState:
             row[gpus] += pod.gpu_milli
             self.gpu_free_total_milli[node] += pod.gpu_total_milli
             self.kind_pods[node, pod.gpu_kind] -= 1
-        self.version[node] += 1
+        self._bump(node)
 
     def copy(self) -> ClusterState:
         """An independent deep copy (same node indices)."""
@@ -426,6 +481,7 @@ class ClusterState:
         for name in self._COLUMNS:
             setattr(new, name, getattr(self, name).copy())
         new.names = list(self.names)
+        new.changes = list(self.changes)
         new._index = dict(self._index)
         new.models = Vocabulary(self.models.values)
         new.vocab = Vocabulary(self.vocab.values)

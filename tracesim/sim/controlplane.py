@@ -374,10 +374,16 @@ class ControlPlane:
 
         def watch(members):
             c, t = codes[members], tags[members]
-            for code in np.unique(c).tolist():
+            first = int(c[0])
+            if (c == first).all():
+                s = self._step_list[first]
+                if s.watch is not None:
+                    s.watch(t)
+                return
+            for code in np.flatnonzero(np.bincount(c)).tolist():  # a few small codes
                 s = self._step_list[code]
                 if s.watch is not None:
-                    s.watch(t if len(c) == 1 or (c == code).all() else t[c == code])
+                    s.watch(t[c == code])
 
         return done, watch
 
@@ -387,7 +393,7 @@ class ControlPlane:
         self.completed += n_ok
         first = int(codes[0])
         single = bool((codes == first).all())
-        present = [first] if single else np.unique(codes).tolist()
+        present = [first] if single else np.flatnonzero(np.bincount(codes)).tolist()
         if n_ok == len(tags):
             for code in present:
                 s = self._step_list[code]
@@ -801,44 +807,125 @@ def bottleneck(components: Any) -> dict[str, Any]:
     }
 
 
-def control_summary(cp: ControlPlane, pods: Any, tables: dict[str, Any]) -> dict[str, Any]:
-    """The ``control_plane`` section of ``summary.json``: profile, request accounting,
-    latency per verb/resource, etcd state, pod startup, SLOs and the bottleneck hint."""
+def control_slo(cp: ControlPlane, pods: Any) -> Any:
+    """The SIG Scalability SLOs of a replay (an :class:`~tracesim.analysis.slo.SloReport`)
+    from its request rows without the watch dispatches, which no SLO judges.
+
+    Call it before the request table is built (:func:`control_tables`): the watch rows are
+    then not yet expanded (:meth:`Metrics.record_watch`), so the SLO's string conversions and
+    group-bys run over half the rows, and the memory they take does not add to the table's.
+    The earliest request completion is the full table's too (a watch row ends after the write
+    it reports), so the 5-minute windows align as they would on the whole table."""
     import pandas as pd
 
-    from ..analysis.slo import evaluate_slos
+    m = cp.metrics
+    if m.has_pending_watches:
+        req = m.requests_frame(expand_watches=False)
+    else:
+        req = m.requests_frame()
+        req = req[(req["verb"].cat.codes != m.verbs.code("watch")).to_numpy()]
+    created = pods["created_s"].to_numpy()
+    startup_s = pods["startup_s"].to_numpy()
+    started = ~np.isnan(startup_s)
+    startup = pd.DataFrame({"t_s": created[started], "startup_s": startup_s[started]})
+    return slo_in_chunks(req, startup)
 
-    req = tables["requests"]
+
+#: Request rows per call of ``evaluate_slos`` in :func:`slo_in_chunks`.
+SLO_CHUNK_ROWS = 500_000
+
+
+def slo_in_chunks(requests: Any, pod_startup: Any, chunk_rows: int = SLO_CHUNK_ROWS) -> Any:
+    """:func:`~tracesim.analysis.slo.evaluate_slos` of ``requests`` and ``pod_startup``
+    with bounded memory: the same report (verdicts, worst values, rejections) as one call.
+
+    ``evaluate_slos`` converts every row's verb/resource/scope/reason to strings (hundreds of
+    MB per column at millions of rows). Each SLI is a percentile over one 5-minute window, so
+    whole windows are evaluated a chunk of about ``chunk_rows`` rows at a time, all aligned
+    to the same first sample; one last call judges the per-window values (one row per
+    window and pair, at the window's middle, whose 99th percentile is that value) together
+    with the pod startups, as one call would. The last call's window table counts one
+    sample per window; the verdicts and the summary are exact (a test compares them)."""
+    import pandas as pd
+
+    from ..analysis.slo import WINDOW_S, evaluate_slos
+
+    n = 0 if requests is None else len(requests)
+    if n <= chunk_rows:
+        return evaluate_slos(requests, pod_startup)
+    t_req = requests["t_s"].to_numpy()
+    starts = [float(t_req.min())]
+    if pod_startup is not None and len(pod_startup):
+        starts.append(float(pod_startup["t_s"].min()))
+    t0 = min(starts)
+    # The window of each row, as evaluate_slos computes it.
+    win = np.floor((t_req - t0) / WINDOW_S).astype(np.int64)
+    last = int(win.max())
+    n_chunks = max(1, math.ceil(n / chunk_rows))
+    edges = np.linspace(0, last + 1, n_chunks + 1).round().astype(np.int64)
+    windows = []
+    rejected: dict[str, int] = {}
+    for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+        if b <= a:
+            continue
+        part = requests[((win >= a) & (win < b))]
+        if not len(part):
+            continue
+        rep = evaluate_slos(part, None, start_s=t0)
+        for k, v in rep.rejected.items():
+            rejected[k] = rejected.get(k, 0) + v
+        if len(rep.windows):
+            windows.append(rep.windows)
+    if windows:
+        w = pd.concat(windows, ignore_index=True)
+        w = w[w["slo"] != "pod-startup"]
+        scope = {"mutating": "namespace", "read-resource": "resource"}
+        scope |= {"read-namespace": "namespace", "read-cluster": "cluster"}
+        summary_rows = pd.DataFrame(
+            {
+                "t_s": t0 + (w["window"].to_numpy() + 0.5) * WINDOW_S,
+                "latency_s": w["p99_s"].to_numpy(),
+                "verb": w["verb"].astype(str).to_numpy(),
+                "resource": w["resource"].astype(str).to_numpy(),
+                "scope": w["slo"].astype(str).map(scope).to_numpy(),
+            }
+        )
+    else:
+        summary_rows = None
+    report = evaluate_slos(summary_rows, pod_startup, start_s=t0)
+    report.rejected = dict(sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0])))
+    return report
+
+
+def control_summary(
+    cp: ControlPlane, pods: Any, tables: dict[str, Any], slo: Any = None
+) -> dict[str, Any]:
+    """The ``control_plane`` section of ``summary.json``: profile, request accounting,
+    latency per verb/resource, etcd state, pod startup, SLOs (``slo``: from
+    :func:`control_slo`, computed here when None) and the bottleneck hint."""
     per: dict[str, Any] = {}
     m = cp.metrics
     buf = m.requests
     if len(buf):
-        # Grouped on the codes of the metrics buffers (millions of rows: no strings per row).
-        key = buf.column("verb").astype(np.int64) << 16 | buf.column("resource")
-        order = np.argsort(key, kind="stable")
-        ks = key[order]
-        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-        ends = np.r_[starts[1:], len(ks)]
+        # Grouped on the codes of the metrics buffers (millions of rows: no strings per row,
+        # no sort): one mask per verb/resource pair present (a few dozen).
+        key = buf.column("verb").astype(np.int32) << 16 | buf.column("resource")
         lat_all = buf.column("latency_s")
         ok_all = buf.column("reason") == m.reasons.code("ok")
         found = {}
-        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-            k = int(ks[a])
+        for k in np.flatnonzero(np.bincount(key)).tolist():
             name = f"{m.verbs.names[k >> 16]} {m.resources.names[k & 0xFFFF]}"
-            idx = order[a:b]
-            ok = ok_all[idx]
-            entry = _pct(lat_all[idx][ok])
-            entry["rejected"] = int(len(idx) - np.count_nonzero(ok))
+            mine = key == k
+            n_all = int(np.count_nonzero(mine))
+            mine &= ok_all
+            entry = _pct(lat_all[mine])
+            entry["rejected"] = n_all - int(np.count_nonzero(mine))
             found[name] = entry
         per = {name: found[name] for name in sorted(found)}
-    started = pods["startup_s"].notna().to_numpy()
-    startup = pd.DataFrame(
-        {
-            "t_s": pods["created_s"].to_numpy()[started],
-            "startup_s": pods["startup_s"].to_numpy()[started],
-        }
-    )
-    slo = evaluate_slos(req, startup)
+    if slo is None:
+        slo = control_slo(cp, pods)
+    startup_all = pods["startup_s"].to_numpy()
+    startup_s = startup_all[~np.isnan(startup_all)]
     e = cp.etcd
     db = tables["etcd"]
     etcd = {
@@ -882,7 +969,7 @@ def control_summary(cp: ControlPlane, pods: Any, tables: dict[str, Any]) -> dict
         },
         "events": {"written": cp.events_written, "expired": cp.events_expired},
         "trace_writes_skipped": dict(cp.writes.skipped) if cp.writes is not None else {},
-        "pod_startup_s": _pct(startup["startup_s"].to_numpy()),
+        "pod_startup_s": _pct(startup_s),
         "slo": slo.to_summary(),
         "bottleneck": bottleneck(tables["components"]),
     }

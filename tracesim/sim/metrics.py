@@ -112,7 +112,7 @@ class Metrics:
         self.scopes = Vocab(["resource", "namespace", "cluster"])
         self.reasons = Vocab(["ok"])
         self.metric_names = Vocab()
-        self.requests = AppendBuffer(
+        self._requests = AppendBuffer(
             {
                 "t_s": np.float64,
                 "latency_s": np.float64,
@@ -124,10 +124,65 @@ class Metrics:
             }
         )
         self.series = AppendBuffer({"t_s": np.float64, "metric": np.uint16, "value": np.float64})
+        # Watch dispatches recorded with :meth:`record_watch`: (request rows before it,
+        # t_s, latency_s, resource code, events); expanded into rows by :attr:`requests`.
+        self._watch: list[tuple[int, float, float, int, int]] = []
+        self._watch_verb = self.verbs.code("watch")
+        self._cluster_scope = self.scopes.code("cluster")
         self._gauges: list[tuple[str, Gauge]] = []
         self._utils: list[tuple[str, Callable[[], float], float, list[float]]] = []
 
     # -- requests ---------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> AppendBuffer:
+        """All request rows, watch dispatches (:meth:`record_watch`) expanded in place: one
+        row per event, where they were recorded."""
+        if self._watch:
+            self._expand_watches()
+        return self._requests
+
+    def _expand_watches(self) -> None:
+        """Merge the pending watch dispatches into the request rows, vectorised: dispatch
+        ``j`` was recorded after ``pos[j]`` request rows, so its ``count[j]`` rows go there,
+        in recording order (ties: the dispatch first, as it was recorded first)."""
+        pend, self._watch = self._watch, []
+        pos, t, lat, res, count = (np.array(c) for c in zip(*pend, strict=True))
+        pos = pos.astype(np.int64)
+        count = count.astype(np.int64)
+        old = self._requests
+        n_req = len(old)
+        total = n_req + int(count.sum())
+        new = AppendBuffer({n: old._cols[n].dtype for n in old.names}, capacity=max(total, 1))
+        new._n = total
+        # Watch row k (of all watch rows, in order) belongs to dispatch j(k) and lands at
+        # pos[j] + k; request row i lands at i + (watch rows of dispatches with pos <= i).
+        owner = np.repeat(np.arange(len(pos)), count)
+        w_idx = pos[owner] + np.arange(len(owner))
+        cum = np.cumsum(count)
+        before = np.searchsorted(pos, np.arange(n_req), side="right")
+        r_idx = np.arange(n_req) + np.where(before > 0, cum[np.maximum(before - 1, 0)], 0)
+        watch_cols = {
+            "t_s": t[owner],
+            "latency_s": lat[owner],
+            "verb": self._watch_verb,
+            "resource": res[owner],
+            "scope": self._cluster_scope,
+            "status": 200,
+            "reason": self.reasons.code("ok"),
+        }
+        for name in old.names:
+            col = new._cols[name]
+            col[r_idx] = old.column(name)
+            col[w_idx] = watch_cols[name]
+        self._requests = new
+
+    def record_watch(self, t_s: float, latency_s: float, resource: int, events: int) -> None:
+        """``events`` watch events of ``resource`` (a code of :attr:`resources`) dispatched
+        by one job that ends at ``t_s`` after ``latency_s``: one row per event, ``watch``,
+        ``cluster`` scope, status 200, ``ok``. Costs one tuple now; the rows are made once,
+        vectorised, when :attr:`requests` is read."""
+        self._watch.append((len(self._requests), t_s, latency_s, resource, events))
 
     def record_request(
         self,
@@ -140,7 +195,7 @@ class Metrics:
         reason: str = "ok",
     ) -> None:
         """One finished (or rejected) request: completion time and latency in seconds."""
-        self.requests.append(
+        self._requests.append(
             t_s,
             latency_s,
             self.verbs.code(verb),
@@ -162,7 +217,7 @@ class Metrics:
     ) -> None:
         """Many requests of one verb/resource/scope; ``reason`` a string or an array of codes."""
         reason_c = self.reasons.code(reason) if isinstance(reason, str) else reason
-        self.requests.extend(
+        self._requests.extend(
             t_s,
             latency_s,
             self.verbs.code(verb),
@@ -184,11 +239,19 @@ class Metrics:
     ) -> None:
         """Many requests given as codes of this object's vocabularies (the hot path of a
         mixed request group: one array per column, no string lookups)."""
-        self.requests.extend(t_s, latency_s, verb, resource, scope, status, reason)
+        self._requests.extend(t_s, latency_s, verb, resource, scope, status, reason)
 
-    def requests_frame(self) -> pd.DataFrame:
-        """Request samples with categorical verb/resource/scope/reason columns."""
-        df = self.requests.to_frame()
+    @property
+    def has_pending_watches(self) -> bool:
+        """Whether watch dispatches wait to be expanded into rows (:meth:`record_watch`)."""
+        return bool(self._watch)
+
+    def requests_frame(self, *, expand_watches: bool = True) -> pd.DataFrame:
+        """Request samples with categorical verb/resource/scope/reason columns.
+
+        ``expand_watches=False``: without the rows of watch dispatches not yet expanded
+        (:meth:`record_watch`): only the API requests, when no watch row was read before."""
+        df = (self.requests if expand_watches else self._requests).to_frame()
         df["verb"] = self.verbs.categorical(df["verb"].to_numpy())
         df["resource"] = self.resources.categorical(df["resource"].to_numpy())
         df["scope"] = self.scopes.categorical(df["scope"].to_numpy())

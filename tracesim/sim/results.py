@@ -110,18 +110,21 @@ def build_result(
     ts = pd.DataFrame(out.samples, columns=list(SAMPLE_COLUMNS))
     tables: dict[str, pd.DataFrame] = {}
     if out.control is not None:
-        from .controlplane import control_tables
+        from .controlplane import control_slo, control_tables
 
         cp = out.control
         pods["seen_s"] = np.asarray(cp.seen_s, float)[idx]
         pods["running_s"] = np.asarray(cp.running_s, float)[idx]
         pods["startup_s"] = pods["running_s"] - pods["created_s"]
+        # The SLOs first, on the API requests alone, before the watch rows are expanded
+        # into the request table: the peak memory of each step does not add to the other's.
+        slo = control_slo(cp, pods)
         tables = control_tables(cp)
     summary = summarize(pods, ts, out, scheduler=scheduler, seed=seed, trace=trace)
     if out.control is not None:
         from .controlplane import control_summary
 
-        summary["control_plane"] = control_summary(out.control, pods, tables)
+        summary["control_plane"] = control_summary(out.control, pods, tables, slo=slo)
     if extra:
         summary.update(extra)
     return ReplayResult(pods, ts, summary, tables)

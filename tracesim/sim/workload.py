@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from ..errors import TracesimError
 from ..models.schedulers.kube_default import node_taints
 from ..trace.reader import Trace, open_trace
+from ..trace.schema import SCHEMA
 from .cluster import GPU_MILLI, PodConstraints
 
 # Operation codes of :attr:`Workload.op`.
@@ -331,26 +332,44 @@ def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64), np.asarray(uniques, dtype=object)
 
 
+def _pod_keys(pods: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the code of its pod (the uid, or ``namespace/name`` without one; codes in
+    order of first appearance) and the keys of the codes, computed in Arrow."""
+    if pods.num_rows == 0:
+        return np.zeros(0, np.int64), np.zeros(0, object)
+    none = pa.scalar("None", pa.string())  # how a missing part reads in f"{ns}/{name}"
+    ns_name = pc.binary_join_element_wise(
+        pc.fill_null(pods.column("namespace"), none),
+        pc.fill_null(pods.column("name"), none),
+        "/",
+    )
+    key = pc.coalesce(pods.column("uid"), ns_name).combine_chunks()
+    enc = pc.dictionary_encode(key)
+    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, np.asarray(enc.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+
+
 def _pod_ops(
     pods: pa.Table, t_s: np.ndarray, issues: dict[str, int]
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-pod columns and pod operations (create, terminal, delete)."""
     n = pods.num_rows
-    uid = _objs(pods, "uid")
-    ns = _objs(pods, "namespace")
-    name = _objs(pods, "name")
-    missing = np.array([u is None for u in uid], bool) if n else np.zeros(0, bool)
-    key = uid.copy()
-    if missing.any():  # no uid: namespace/name identifies the pod
-        key[missing] = [f"{a}/{b}" for a, b in zip(ns[missing], name[missing], strict=True)]
-    codes, uniques = _factorize(key)
-    etype = _objs(pods, "event_type")
-    phase = _objs(pods, "phase")
+    # Per-row strings stay in Arrow (no Python object per event row: a million-row trace
+    # would leave hundreds of MB of fragmented heap behind); only per-pod values become
+    # Python objects, below.
+    codes, uniques = _pod_keys(pods)
+
+    def is_(column: str, values: tuple[str, ...]) -> np.ndarray:
+        hit = pc.is_in(pods.column(column), value_set=pa.array(values, pa.string()))
+        return pc.fill_null(hit, False).to_numpy(zero_copy_only=False).astype(bool)
+
     seq = _ints(pods, "seq")
     row = np.arange(n, dtype=np.int64)
-    is_create = (etype == "LISTED") | (etype == "ADDED")
-    is_delete = etype == "DELETED"
-    is_terminal = np.isin(phase.astype(str), TERMINAL_PHASES)
+    is_listed = is_("event_type", ("LISTED",))
+    is_create = is_listed | is_("event_type", ("ADDED",))
+    is_delete = is_("event_type", ("DELETED",))
+    is_modified = is_("event_type", ("MODIFIED",))
+    is_terminal = is_("phase", TERMINAL_PHASES)
     before = t_s < 0  # before the window start
 
     order = np.argsort(codes, kind="stable")  # rows grouped by pod, time order inside
@@ -373,7 +392,7 @@ def _pod_ops(
     first_delete = gmin(is_delete)
     # A pod first seen as MODIFIED (the trace started or resumed mid-life) is created then.
     no_create = first_create == _BIG
-    first_modified = gmin(etype == "MODIFIED")
+    first_modified = gmin(is_modified)
     create = np.where(no_create, first_modified, first_create)
     _count(issues, "delete_before_create", int((first_delete < create).sum()))
     _count(issues, "modified_before_create", int((no_create & (first_modified < _BIG)).sum()))
@@ -394,13 +413,15 @@ def _pod_ops(
     term_t = t_row[np.where(terminal < _BIG, terminal, n)]
     valid &= ~(delete_t < 0)
     last_before = gmax(before & (row >= create_of_row))
-    node_name = _objs(pods, "node_name")
     state_row = np.where(last_before >= 0, last_before, create)
-    etype_state = etype[np.clip(state_row, 0, max(n - 1, 0))] if n else etype
-    initially = (last_before >= 0) | (etype_state == "LISTED")
-    init_node = np.where(
-        valid & initially, node_name[np.clip(state_row, 0, max(n - 1, 0))], None
-    ).astype(object)
+    state_at = np.clip(state_row, 0, max(n - 1, 0))
+    initially = (last_before >= 0) | (is_listed[state_at] if n else is_listed)
+    node_at = (
+        pods.column("node_name").take(pa.array(state_at)).to_numpy(zero_copy_only=False)
+        if n
+        else np.zeros(0, object)
+    )
+    init_node = np.where(valid & initially, node_at, None).astype(object)
     init_terminal = valid & initially & (term_t < 0) & (init_node != None)  # noqa: E711
 
     pod_rows = np.flatnonzero(valid)
@@ -557,7 +578,8 @@ def load_trace_writes(
     if not kinds:
         return empty
     cols = list(WRITE_COLUMNS)
-    has_detail = "detail" in tr.to_arrow(kinds=kinds[:1], columns=["detail"]).column_names
+    # Every trace of format v1 has the column (null where unused): no need to scan for it.
+    has_detail = "detail" in SCHEMA.names
     if has_detail:
         cols.append("detail")
     t = tr.to_arrow(kinds=kinds, columns=cols)

@@ -168,9 +168,10 @@ class Placement:
 
 
 class _CacheEntry:
-    __slots__ = ("hint", "scores", "version")
+    __slots__ = ("hint", "scores", "seen", "version")
 
     def __init__(self, size: int) -> None:
+        self.seen = -1  # cluster change position at the last sync (-1: compare all versions)
         self.scores = np.full(size, -1, np.int64)  # -1 = infeasible
         self.hint = np.full(size, -1, np.int64)
         self.version = np.zeros(size, np.int64)  # 0 never matches a live node (versions start at 1)
@@ -243,7 +244,18 @@ class Scheduler:
                 entry = self._cache[key] = _CacheEntry(len(c.version))
             elif len(entry.scores) < n:
                 entry.grow(len(c.version))
-            stale = np.flatnonzero(entry.version[:n] != c.version[:n])
+            # The nodes changed since this shape's last look, from the cluster's change log
+            # (O(changes)); the full version comparison when the log does not reach back.
+            changed = None
+            if entry.seen >= 0:
+                changed = c.changed_since(entry.seen, max(n >> 3, 64))
+            entry.seen = c.change_position
+            if changed is None:
+                stale = np.flatnonzero(entry.version[:n] != c.version[:n])
+            elif len(changed):
+                stale = changed[entry.version[changed] != c.version[changed]]
+            else:
+                stale = changed
             if len(stale):
                 entry.version[stale] = c.version[stale]
                 entry.scores[stale] = -1
@@ -301,9 +313,7 @@ class Scheduler:
         if self._percentage is None:
             k = n
         else:
-            k = num_feasible_nodes_to_find(
-                int(self._percentage), int(np.count_nonzero(c.active[:n]))
-            )
+            k = num_feasible_nodes_to_find(int(self._percentage), c.n_active)
         start = self.next_start_index % n
         nodes, examined = walk_feasible(scores, start, k)
         self.next_start_index = (start + examined) % n

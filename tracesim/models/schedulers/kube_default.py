@@ -214,6 +214,8 @@ class KubeDefaultPolicy(BasePolicy):
         self.balanced_weight = int(balanced_weight)
         self._tables: dict[int, _Tables] = {}
         self._explain_cache: dict[Hashable, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._explain_seen: dict[Hashable, int] = {}  # cluster change position per shape
+        self._explain_cluster: ClusterState | None = None
         self._parsed: list[tuple[str, str | None, int]] = []
 
     # -- constraints -------------------------------------------------------------------------
@@ -371,6 +373,10 @@ class KubeDefaultPolicy(BasePolicy):
         that fails again only re-examines the nodes that changed."""
         size = len(cluster.version)
         cache = self._explain_cache.get(pod.key)
+        if self._explain_cluster is not cluster:  # positions belong to one cluster's log
+            self._explain_cluster = cluster
+            self._explain_seen = {}
+        seen = self._explain_seen.get(pod.key, -1)
         if cache is None or len(cache[0]) < size:
             old = cache
             cache = (np.zeros(size, np.int64), np.zeros(size, np.int64), np.full(size, -1))
@@ -380,7 +386,14 @@ class KubeDefaultPolicy(BasePolicy):
             self._explain_cache[pod.key] = cache
         version, bits, first = cache
         n = cluster.n_nodes
-        stale = np.flatnonzero(version[:n] != cluster.version[:n])
+        # Nodes changed since this shape's last explanation: the cluster's change log when it
+        # reaches back (O(changes)), else every version compared.
+        changed = cluster.changed_since(seen, max(n >> 3, 64)) if seen >= 0 else None
+        self._explain_seen[pod.key] = cluster.change_position
+        if changed is None:
+            stale = np.flatnonzero(version[:n] != cluster.version[:n])
+        else:
+            stale = changed[version[changed] != cluster.version[changed]]
         if len(stale):
             live = stale[cluster.active[stale]]
             bits[stale], first[stale] = 0, -1  # a removed node is not counted
@@ -436,6 +449,9 @@ class KubeDefaultPolicy(BasePolicy):
         """Weighted sum over the scored nodes: TaintToleration normalised reversed
         (``DefaultNormalizeScore(100, reverse=true)``) plus the cached local part. NodeAffinity
         has no preferred terms here, so it scores 0 on every node."""
+        if not self._table(cluster, pod.constraint).has_soft:
+            # No PreferNoSchedule taint the pod minds (hints all 0): all normalise to 100.
+            return scores + self.taint_weight * MAX_SCORE
         return scores + self.taint_weight * normalize_reverse(hints)
 
     def choose_gpus(
