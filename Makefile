@@ -18,13 +18,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The main job on the bundled trace: a summary on the terminal, a report in $(DEMO_OUT).
+# The main job on the bundled trace: summarise it, replay it through kube-default and the
+# current control-plane profile, name the bottleneck, and write a report to $(DEMO_OUT).
 demo: setup
 	mkdir -p $(DEMO_OUT)
-	$(VENV)/bin/tracesim info $(SAMPLE) --plot $(DEMO_OUT)/trace.png
-	$(VENV)/bin/tracesim info $(SAMPLE) --json > $(DEMO_OUT)/info.json
-	$(VENV)/bin/tracesim replay $(SAMPLE) --scheduler kube-default --seed 1 --out $(DEMO_OUT)/replay
-	@echo "report: $(DEMO_OUT)/trace.png $(DEMO_OUT)/info.json $(DEMO_OUT)/replay/"
+	$(VENV)/bin/tracesim info $(SAMPLE) --top 5 --plot $(DEMO_OUT)/trace.png
+	$(VENV)/bin/tracesim replay $(SAMPLE) --scheduler kube-default --profile current --seed 1 --out $(DEMO_OUT)/replay
+	$(VENV)/bin/tracesim bottlenecks $(DEMO_OUT)/replay
+	$(VENV)/bin/tracesim report $(DEMO_OUT)/replay --out $(DEMO_OUT)/report
+	@echo "report: $(DEMO_OUT)/report/report.html ($(DEMO_OUT)/report/report.md)"
 
 lint: setup
 	$(VENV)/bin/ruff check $(PY_SOURCES)
