@@ -142,7 +142,8 @@ class ControlPlane:
         env = self.env = sim.env
         w = sim.w
         self.metrics = m = Metrics()
-        self.etcd = EtcdModel(env, prof.etcd)
+        # etcd's service-time spreads (calibrated profiles) draw from the replay's seed.
+        self.etcd = EtcdModel(env, prof.etcd, np.random.default_rng([sim.seed, 2]))
         self.etcd.register_metrics(m)
         self.api = api = ApiServerModel(env, self.etcd, prof.apiserver, m)
         self.ratio = prof.apiserver.storage_size_ratio
