@@ -147,7 +147,7 @@ def test_slo_in_chunks_equals_one_evaluation() -> None:
     import pandas as pd
 
     from tracesim.analysis.slo import evaluate_slos
-    from tracesim.sim.controlplane import slo_in_chunks
+    from tracesim.sim.control_results import slo_in_chunks
 
     rng = np.random.default_rng(5)
     n = 20_000

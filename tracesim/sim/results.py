@@ -110,7 +110,7 @@ def build_result(
     ts = pd.DataFrame(out.samples, columns=list(SAMPLE_COLUMNS))
     tables: dict[str, pd.DataFrame] = {}
     if out.control is not None:
-        from .controlplane import control_slo, control_tables
+        from .control_results import control_slo, control_tables
 
         cp = out.control
         pods["seen_s"] = np.asarray(cp.seen_s, float)[idx]
@@ -122,7 +122,7 @@ def build_result(
         tables = control_tables(cp)
     summary = summarize(pods, ts, out, scheduler=scheduler, seed=seed, trace=trace)
     if out.control is not None:
-        from .controlplane import control_summary
+        from .control_results import control_summary
 
         summary["control_plane"] = control_summary(out.control, pods, tables, slo=slo)
     if extra:
