@@ -373,17 +373,18 @@ class ApiServerModel:
         requests that differ in verb and resource. Per member: ``verbs`` (codes of
         :data:`VERBS`), ``resources`` (:meth:`resource_code`), ``scopes`` (codes of
         :data:`SCOPES`), ``store_ops`` (etcd op codes) and ``store_kinds``
-        (:meth:`EtcdModel.kind_code`), ``keys`` (a list is kept: do not change it afterwards)
-        and JSON ``sizes_bytes``. The group is charged
-        as :meth:`submit` charges one verb/resource (the seat is held for the request CPU time
-        of the group's mean size), metrics get one row per member with its own verb/resource,
+        (:meth:`EtcdModel.kind_code`), ``keys`` (a list or an array is kept: do not change it
+        afterwards) and JSON ``sizes_bytes``. The group is charged as :meth:`submit` charges
+        one verb/resource (the seat is held for the request CPU time of the group's mean
+        size), metrics get one row per member with its own verb/resource,
         and the watch fan-out is one dispatch per stored kind. ``on_watch(members)`` is called
         per stored kind once its events have been dispatched.
         """
         r = _Req()
         r.verb, r.resource, r.scope, r.flow = None, None, None, flow
         r.sizes = np.asarray(sizes_bytes, dtype=float)
-        r.keys = keys if type(keys) is list else list(keys)  # a list is kept, not copied
+        # A list or an array is kept, not copied (integer arrays are cheapest downstream).
+        r.keys = keys if isinstance(keys, (list, np.ndarray)) else list(keys)
         r.members = None
         r.on_done = on_done
         r.on_watch = on_watch
@@ -596,33 +597,35 @@ class ApiServerModel:
         def done(_lat, reasons, members):
             sub = r if members is None else _sub(r, members)
             self._finish(sub, reasons, r.level)
-            ok = reasons == 0
-            k = int(np.count_nonzero(ok))
-            if not k:
-                return
-            kinds = sub.mixed[4]
-            idx = sub.members if sub.members is not None else np.arange(len(sub.sizes))
+            kinds, idx, sizes = sub.mixed[4], sub.members, sub.sizes
+            if reasons.any():
+                ok = reasons == 0
+                if not ok.any():
+                    return
+                idx = np.flatnonzero(ok) if idx is None else idx[ok]
+                kinds, sizes = kinds[ok], sizes[ok]
             on_watch = r.on_watch
-            if k < len(ok):
-                kinds, idx, sizes = kinds[ok], idx[ok], sub.sizes[ok]
-            else:
-                sizes = sub.sizes
-            first = int(kinds[0])
-            if (kinds == first).all():
-                groups = [(first, None)]
-            else:  # a few small codes: bincount is cheaper than np.unique
-                present = np.flatnonzero(np.bincount(kinds)).tolist()
-                groups = [(c, kinds == c) for c in present]
+            codes = kinds.tolist()
+            if codes.count(codes[0]) == len(codes):
+                groups = [(codes[0], None)]
+            else:  # a few kinds, in code order
+                groups = [(c, kinds == c) for c in sorted(set(codes))]
             for c, sel in groups:
                 kind = names[c]
                 if kind not in self._dispatchers and on_watch is None:
                     continue
-                g_idx = idx if sel is None else idx[sel]
-                g_bytes = float(sizes.sum() if sel is None else sizes[sel].sum())
+                if sel is None:
+                    g_n, g_bytes = len(codes), float(sizes.sum())
+                else:
+                    g_bytes = float(sizes[sel].sum())
+                    g_n = int(np.count_nonzero(sel))
                 notify = None
                 if on_watch is not None:
+                    if idx is None:
+                        idx = np.arange(len(codes))
+                    g_idx = idx if sel is None else idx[sel]
                     notify = lambda g_idx=g_idx: on_watch(g_idx)  # noqa: E731
-                self._fanout(kind, len(g_idx), g_bytes, notify)
+                self._fanout(kind, g_n, g_bytes, notify)
 
         ratio = self.p.storage_size_ratio
         sizes = r.sizes if ratio == 1.0 else r.sizes * ratio
@@ -705,7 +708,10 @@ def _sub(r: _Req, members: np.ndarray) -> _Req:
     for name in _Req.__slots__:
         setattr(s, name, getattr(r, name))
     s.sizes = r.sizes[members]
-    s.keys = None if r.keys is None else [r.keys[i] for i in members.tolist()]
+    if r.keys is None or isinstance(r.keys, np.ndarray):
+        s.keys = None if r.keys is None else r.keys[members]
+    else:
+        s.keys = [r.keys[i] for i in members.tolist()]
     if r.mixed is not None:
         s.mixed = tuple(c[members] for c in r.mixed)
     s.members = members if r.members is None else r.members[members]

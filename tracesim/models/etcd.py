@@ -45,6 +45,7 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
+from itertools import accumulate
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -398,7 +399,7 @@ class EtcdModel:
             good = np.flatnonzero(reasons == OK)
             if len(good) == 0:
                 return
-            keys = [keys[i] for i in good]
+            keys = keys[good] if isinstance(keys, np.ndarray) else [keys[i] for i in good]
             sizes = sizes[good]
             if not isinstance(ops, int):
                 ops = ops[good]
@@ -526,7 +527,7 @@ class EtcdModel:
 
     # ------------------------------------------------------------------ MVCC apply
 
-    def _append_history(self, superseded: np.ndarray) -> None:
+    def _append_history(self, superseded: np.ndarray | list[float]) -> None:
         """One history entry per new revision: bytes that revision superseded."""
         k = len(superseded)
         need = self._hist_n + k
@@ -534,92 +535,117 @@ class EtcdModel:
             grown = np.zeros(max(need, 2 * len(self._hist_cum)))
             grown[: self._hist_n] = self._hist_cum[: self._hist_n]
             self._hist_cum = grown
-        last = self._hist_cum[self._hist_n - 1]
-        self._hist_cum[self._hist_n : need] = last + np.cumsum(superseded)
+        last = float(self._hist_cum[self._hist_n - 1])
+        # A running sum in Python (groups are small); the sizes are whole or half bytes, so
+        # the sums are exact in any order.
+        self._hist_cum[self._hist_n : need] = list(accumulate(superseded, initial=last))[1:]
         self._hist_n = need
 
-    def _apply(self, w: _Writes) -> np.ndarray:
-        """Apply a group at commit of its batch; reason code per member."""
-        if isinstance(w.kind, str):
-            return self._apply_kind(w.kind, w.ops, w.keys, w.sizes)
-        codes = w.kind
-        first = int(codes[0])
-        if codes[-1] == first and (codes == first).all():
-            return self._apply_kind(self.kind_names[first], w.ops, w.keys, w.sizes)
-        reasons = np.zeros(len(codes), dtype=np.uint8)
-        for c in np.unique(codes).tolist():
-            idx = np.flatnonzero(codes == c)
-            ops = w.ops if isinstance(w.ops, int) else w.ops[idx]
-            keys = [w.keys[i] for i in idx.tolist()]
-            reasons[idx] = self._apply_kind(self.kind_names[c], ops, keys, w.sizes[idx])
-        return reasons
+    def _kind_store(self, kind: str) -> dict[Hashable, float]:
+        store = self._store.get(kind)
+        if store is None:
+            store = self._store[kind] = {}
+            self._live_bytes.setdefault(kind, 0.0)
+        return store
 
-    def _apply_kind(self, kind: str, w_ops: Any, keys: Any, w_sizes: np.ndarray) -> np.ndarray:
-        """Apply writes to one kind in member order; reason code per member."""
-        if isinstance(w_ops, np.ndarray) and len(w_ops) and (w_ops == w_ops[0]).all():
-            w_ops = int(w_ops[0])
-        store = self._store.setdefault(kind, {})
-        n = len(w_sizes)
-        sizes = w_sizes.tolist()
+    def _apply(self, w: _Writes) -> np.ndarray:
+        """Apply a group at commit of its batch; reason code per member.
+
+        Members are applied kind by kind (kinds in code order), in member order within a
+        kind. Python lists and scalars throughout: groups are small (tens of members), where
+        each numpy call would cost more than the work it does."""
+        sizes = w.sizes.tolist()
+        n = len(sizes)
+        keys = w.keys
+        if type(keys) is not list:
+            keys = keys.tolist() if isinstance(keys, np.ndarray) else list(keys)
+        kinds = None if isinstance(w.kind, str) else w.kind.tolist()
+        if kinds is not None and kinds.count(kinds[0]) == n:
+            kind, kinds = self.kind_names[kinds[0]], None
+        else:
+            kind = w.kind
+        ops = w.ops
+        if not isinstance(ops, int):
+            ops = ops.tolist()
+            if ops.count(ops[0]) == n:
+                ops = ops[0]
         ovh = self._overhead
-        reasons = np.zeros(n, dtype=np.uint8)
-        superseded = []
-        live_delta = 0.0
-        if isinstance(w_ops, int) and w_ops == UPDATE:
+        if kinds is None and ops == UPDATE:
+            store = self._kind_store(kind)
             try:  # fast path: every key exists (heartbeats, status updates)
                 olds = [store[k] for k in keys]
             except KeyError:
                 olds = None
             if olds is not None:
                 store.update(zip(keys, sizes, strict=True))
-                old_arr = np.asarray(olds)
-                live_delta = float(w_sizes.sum() - old_arr.sum())
-                self._live_bytes[kind] = self._live_bytes.get(kind, 0.0) + live_delta
-                self._append_history(old_arr + ovh)
+                self._live_bytes[kind] += sum(sizes) - sum(olds)
+                self._append_history([old + ovh for old in olds])
                 self.revision += n
                 self.writes_ok += n
-                self._account_uncommitted(w_sizes)
-                return reasons
-        ops = [w_ops] * n if isinstance(w_ops, int) else w_ops.tolist()
+                self._account_uncommitted(sizes)
+                return np.zeros(n, dtype=np.uint8)
+        if isinstance(ops, int):
+            ops = [ops] * n
+        if kinds is None:
+            order: Any = range(n)
+            stores = [self._kind_store(kind)]
+            names = [kind]
+            at = [0] * n
+        else:  # kind by kind, in code order (a stable sort keeps member order)
+            order = sorted(range(n), key=kinds.__getitem__)
+            codes = sorted(set(kinds))
+            names = [self.kind_names[c] for c in codes]
+            stores = [self._kind_store(name) for name in names]
+            slot = {c: i for i, c in enumerate(codes)}
+            at = [slot[c] for c in kinds]
+        live = [0.0] * len(stores)
+        reasons = np.zeros(n, dtype=np.uint8)
+        superseded = []
         ok_sizes = []
-        for i in range(n):
-            key, op, size = keys[i], ops[i], sizes[i]
+        for i in order:
+            key, op, size, j = keys[i], ops[i], sizes[i], at[i]
+            store = stores[j]
             old = store.get(key)
             if op == CREATE:
                 if old is not None:
                     reasons[i] = EXISTS
                     continue
                 store[key] = size
-                live_delta += size
+                live[j] += size
                 superseded.append(0.0)
             elif old is None:
                 reasons[i] = NOT_FOUND
                 continue
             elif op == UPDATE:
                 store[key] = size
-                live_delta += size - old
+                live[j] += size - old
                 superseded.append(old + ovh)
             else:
                 del store[key]
-                live_delta -= old
+                live[j] -= old
                 superseded.append(old + 2 * ovh)  # the old revision and the tombstone
                 size = 0.0
             ok_sizes.append(size)
+        for name, delta in zip(names, live, strict=True):
+            self._live_bytes[name] += delta
         k = len(superseded)
-        self._live_bytes[kind] = self._live_bytes.get(kind, 0.0) + live_delta
         if k:
-            self._append_history(np.asarray(superseded))
+            self._append_history(superseded)
             self.revision += k
-            self._account_uncommitted(np.asarray(ok_sizes))
+            self._account_uncommitted(ok_sizes)
         self.writes_ok += k
         self.writes_rejected += n - k
         return reasons
 
-    def _account_uncommitted(self, sizes: np.ndarray) -> None:
-        self.bytes_written += float(sizes.sum())
+    def _account_uncommitted(self, sizes: list[float]) -> None:
+        """Successful writes of ``sizes`` value bytes wait for the next backend commit."""
+        total = sum(sizes)
+        self.bytes_written += total
         self._uncommitted_ops += len(sizes)
-        self._uncommitted_bytes += float(sizes.sum()) + len(sizes) * self._overhead
-        self._uncommitted_multipage += int(np.count_nonzero(sizes > self._page_f))
+        self._uncommitted_bytes += total + len(sizes) * self._overhead
+        page = self._page_f
+        if max(sizes) > page:
+            self._uncommitted_multipage += sum(1 for size in sizes if size > page)
 
     def _grow_file(self) -> None:
         # Free pages inside the file are reused first; the file grows only past them.

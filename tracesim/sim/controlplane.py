@@ -256,6 +256,9 @@ class ControlPlane:
         self._granted: deque[tuple[float, int, int]] = deque()
         self._tick_no = 0
         self._offers: list[tuple[Any, Any, Any]] = []
+        # Constant columns of heartbeat groups (read only, sliced per wave).
+        self._hb_columns: dict[Any, tuple[np.ndarray, ...]] = {}
+        self._hb_verbs = self._hb_scopes = self._hb_ops = np.zeros(0, np.uint8)
         self.waves = 0  # request groups submitted by waves
 
     # ------------------------------------------------------------------ request plumbing
@@ -334,6 +337,15 @@ class ControlPlane:
         limit = n
         if self.wave_s > 0 and lvl is not None:
             limit = max(1, int(lvl.seats * self.wave_fraction))
+        if n <= limit:  # one chunk: no slicing
+            on_done, on_watch = handlers(ctx)
+            args = (level, flow, verbs, res, scopes, sops, kinds, keys, sizes)
+            self.waves += 1
+            if self.wave_s <= 0:
+                api.submit_mixed(*args, on_done=on_done, on_watch=on_watch)
+            else:
+                self._offers.append((args, on_done, on_watch))
+            return
         chunks = math.ceil(n / limit)
         size = math.ceil(n / chunks)
         for j in range(chunks):
@@ -342,7 +354,7 @@ class ControlPlane:
             sub = tuple(c[sl] for c in ctx)
             on_done, on_watch = handlers(sub)
             args = (level, flow, verbs[sl], res[sl], scopes[sl], sops[sl], kinds[sl])
-            args += (keys[sl].tolist(), sizes[sl])
+            args += (keys[sl], sizes[sl])
             self.waves += 1
             if self.wave_s <= 0:
                 api.submit_mixed(*args, on_done=on_done, on_watch=on_watch)
@@ -375,13 +387,14 @@ class ControlPlane:
 
         def watch(members):
             c, t = codes[members], tags[members]
-            first = int(c[0])
-            if (c == first).all():
+            present = c.tolist()
+            first = present[0]
+            if present.count(first) == len(present):
                 s = self._step_list[first]
                 if s.watch is not None:
                     s.watch(t)
                 return
-            for code in np.flatnonzero(np.bincount(c)).tolist():  # a few small codes
+            for code in sorted(set(present)):  # a few small codes
                 s = self._step_list[code]
                 if s.watch is not None:
                     s.watch(t[c == code])
@@ -389,18 +402,19 @@ class ControlPlane:
         return done, watch
 
     def _on_done(self, codes: np.ndarray, tags: np.ndarray, reasons: np.ndarray) -> None:
-        ok = reasons == 0
-        n_ok = int(ok.sum())
-        self.completed += n_ok
-        first = int(codes[0])
-        single = bool((codes == first).all())
-        present = [first] if single else np.flatnonzero(np.bincount(codes)).tolist()
-        if n_ok == len(tags):
+        code_list = codes.tolist()
+        first = code_list[0]
+        single = code_list.count(first) == len(code_list)
+        present = [first] if single else sorted(set(code_list))
+        if not reasons.any():
+            self.completed += len(code_list)
             for code in present:
                 s = self._step_list[code]
                 if s.done is not None:
                     s.done(tags if single else tags[codes == code], None, None)
             return
+        ok = reasons == 0
+        self.completed += int(np.count_nonzero(ok))
         retry_after = self.profile.workload.retry_after_s
         max_retries = self.profile.workload.max_retries
         final = np.zeros(len(tags), dtype=bool)
@@ -647,26 +661,46 @@ class ControlPlane:
         self._tick_no += 1
 
     def _submit_heartbeats(self, parts: list) -> None:
-        api, e = self.api, self.etcd
-        counts = [len(k) for _, k in parts]
-        keys = parts[0][1] if len(parts) == 1 else np.concatenate([k for _, k in parts])
-        sizes = np.repeat([s.size_bytes for s, _ in parts], counts)
-        res = np.repeat([api.resource_code(s.resource) for s, _ in parts], counts)
-        kinds = np.repeat([e.kind_code(s.resource) for s, _ in parts], counts)
-        n = len(keys)
+        if len(parts) == 1:  # one stream (Leases, or NodeStatus): its constant columns
+            stream, keys = parts[0]
+            n = len(keys)
+            cols = self._hb_columns.get(stream)
+            if cols is None or len(cols[0]) < n:
+                cols = self._hb_columns[stream] = self._heartbeat_columns([(stream, keys)], n)
+            sizes, res, kinds = (c[:n] for c in cols)
+        else:
+            keys = np.concatenate([k for _, k in parts])
+            n = len(keys)
+            sizes, res, kinds = self._heartbeat_columns(parts, n)
+        if len(self._hb_verbs) < n:
+            self._hb_verbs = np.full(2 * n, VERB_CODE["update"], np.uint8)
+            self._hb_scopes = np.full(2 * n, SCOPE_CODE["resource"], np.uint8)
+            self._hb_ops = np.full(2 * n, etcd_mod.UPDATE, np.int8)
         self._offer(
             "node-high",
             f"kubelet-{self._tick_no % WAVE_FLOWS}",
-            np.full(n, VERB_CODE["update"], np.uint8),
+            self._hb_verbs[:n],
             res,
-            np.full(n, SCOPE_CODE["resource"], np.uint8),
-            np.full(n, etcd_mod.UPDATE, np.int8),
+            self._hb_scopes[:n],
+            self._hb_ops[:n],
             kinds,
             keys,
             sizes,
             lambda _ctx: (self._hb_done, None),
             (),
         )
+
+    def _heartbeat_columns(self, parts: list, n: int) -> tuple[np.ndarray, ...]:
+        """Sizes, resource codes and etcd kind codes of heartbeat writes (constant per
+        stream; read only); with one part, room for ``2 n`` writes to be sliced later."""
+        api, e = self.api, self.etcd
+        counts = [len(k) for _, k in parts] if len(parts) > 1 else [2 * n]
+        sizes = np.repeat([float(st.size_bytes) for st, _ in parts], counts)
+        res = np.repeat([api.resource_code(st.resource) for st, _ in parts], counts)
+        kinds = np.repeat([e.kind_code(st.resource) for st, _ in parts], counts)
+        for c in (sizes, res, kinds):
+            c.flags.writeable = False
+        return sizes, res, kinds
 
     def _ticker(self):
         env, W = self.env, self.wave_s
