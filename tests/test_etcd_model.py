@@ -8,6 +8,8 @@ import itertools
 import numpy as np
 import pytest
 import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tracesim.models.etcd import REASONS, EtcdModel
 from tracesim.models.params import EtcdParams
@@ -510,3 +512,58 @@ def test_ps_tail_persists_under_load_where_a_fifo_queue_averages_it_out():
         lat = _closed_loop_gets(dataclasses.replace(base, read_sharing=sharing), 32, 100, 1)
         ratios[sharing] = np.percentile(lat, 99) / np.percentile(lat, 50)
     assert ratios["fcfs"] < 1.4 < 2.0 < ratios["ps"]
+
+
+_WRITE = st.tuples(
+    st.sampled_from(["create", "update", "delete"]),
+    st.sampled_from(["pods", "events", "leases"]),
+    st.integers(-4, 4),
+    st.integers(1, 4000).map(lambda b: b / 2),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_WRITE, min_size=1, max_size=10), min_size=1, max_size=6))
+def test_mixed_groups_apply_as_sequential_writes(groups):
+    """Groups mixing kinds and ops, with a key written twice: each kind's members in order,
+    the same reasons, revisions, object counts and bytes as a dict applied write by write."""
+    from tracesim.models.etcd import OPS
+
+    env = simpy.Environment()
+    etcd = EtcdModel(env, EtcdParams(key_overhead_bytes=64))
+    state: dict[tuple[str, int], float] = {}
+    revision = history = 0.0
+    for group in groups:
+        kinds = np.array([etcd.kind_code(g[1]) for g in group], np.int64)
+        ops = np.array([OPS[g[0]] for g in group], np.int8)
+        keys = np.array([g[2] for g in group], np.int64)
+        sizes = np.array([g[3] for g in group])
+        got = np.full(len(group), 255, np.uint8)
+
+        def done(_lat, reasons, members, got=got):
+            got[slice(None) if members is None else members] = reasons
+
+        etcd.submit_writes(ops, kinds, keys, sizes, done)
+        env.run()
+        want = []
+        for code in sorted(set(kinds.tolist())):  # kind by kind, member order within
+            for i in np.flatnonzero(kinds == code).tolist():
+                op, kind, key, size = group[i]
+                old = state.get((kind, key))
+                if (op == "create") == (old is not None):
+                    want.append((i, "already-exists" if old is not None else "not-found"))
+                    continue
+                revision += 1
+                history += 0 if op == "create" else old + (64 if op == "update" else 128)
+                if op == "delete":
+                    del state[(kind, key)]
+                else:
+                    state[(kind, key)] = size
+        reasons = [REASONS[c] for c in got.tolist()]
+        assert [(i, r) for i, r in enumerate(reasons) if r != "ok"] == sorted(want)
+        assert etcd.revision == revision
+        assert etcd.history_bytes == history
+        for kind in ("pods", "events", "leases"):
+            mine = [v for (k, _), v in state.items() if k == kind]
+            assert etcd.count(kind) == len(mine)
+            assert etcd.bytes_of(kind) == sum(mine)

@@ -541,13 +541,6 @@ class EtcdModel:
         self._hist_cum[self._hist_n : need] = list(accumulate(superseded, initial=last))[1:]
         self._hist_n = need
 
-    def _kind_store(self, kind: str) -> dict[Hashable, float]:
-        store = self._store.get(kind)
-        if store is None:
-            store = self._store[kind] = {}
-            self._live_bytes.setdefault(kind, 0.0)
-        return store
-
     def _apply(self, w: _Writes) -> np.ndarray:
         """Apply a group at commit of its batch; reason code per member.
 
@@ -559,75 +552,31 @@ class EtcdModel:
         keys = w.keys
         if type(keys) is not list:
             keys = keys.tolist() if isinstance(keys, np.ndarray) else list(keys)
-        kinds = None if isinstance(w.kind, str) else w.kind.tolist()
-        if kinds is not None and kinds.count(kinds[0]) == n:
-            kind, kinds = self.kind_names[kinds[0]], None
-        else:
-            kind = w.kind
         ops = w.ops
         if not isinstance(ops, int):
             ops = ops.tolist()
             if ops.count(ops[0]) == n:
                 ops = ops[0]
-        ovh = self._overhead
-        if kinds is None and ops == UPDATE:
-            store = self._kind_store(kind)
-            try:  # fast path: every key exists (heartbeats, status updates)
-                olds = [store[k] for k in keys]
-            except KeyError:
-                olds = None
-            if olds is not None:
-                store.update(zip(keys, sizes, strict=True))
-                self._live_bytes[kind] += sum(sizes) - sum(olds)
-                self._append_history([old + ovh for old in olds])
-                self.revision += n
-                self.writes_ok += n
-                self._account_uncommitted(sizes)
-                return np.zeros(n, dtype=np.uint8)
-        if isinstance(ops, int):
-            ops = [ops] * n
-        if kinds is None:
-            order: Any = range(n)
-            stores = [self._kind_store(kind)]
-            names = [kind]
-            at = [0] * n
-        else:  # kind by kind, in code order (a stable sort keeps member order)
-            order = sorted(range(n), key=kinds.__getitem__)
-            codes = sorted(set(kinds))
-            names = [self.kind_names[c] for c in codes]
-            stores = [self._kind_store(name) for name in names]
-            slot = {c: i for i, c in enumerate(codes)}
-            at = [slot[c] for c in kinds]
-        live = [0.0] * len(stores)
-        reasons = np.zeros(n, dtype=np.uint8)
-        superseded = []
-        ok_sizes = []
-        for i in order:
-            key, op, size, j = keys[i], ops[i], sizes[i], at[i]
-            store = stores[j]
-            old = store.get(key)
-            if op == CREATE:
-                if old is not None:
-                    reasons[i] = EXISTS
-                    continue
-                store[key] = size
-                live[j] += size
-                superseded.append(0.0)
-            elif old is None:
-                reasons[i] = NOT_FOUND
-                continue
-            elif op == UPDATE:
-                store[key] = size
-                live[j] += size - old
-                superseded.append(old + ovh)
-            else:
-                del store[key]
-                live[j] -= old
-                superseded.append(old + 2 * ovh)  # the old revision and the tombstone
-                size = 0.0
-            ok_sizes.append(size)
-        for name, delta in zip(names, live, strict=True):
-            self._live_bytes[name] += delta
+        kinds = None if isinstance(w.kind, str) else w.kind.tolist()
+        if kinds is None or kinds.count(kinds[0]) == n:
+            kind = w.kind if kinds is None else self.kind_names[kinds[0]]
+            superseded, ok_sizes, bad = self._apply_kind(kind, ops, keys, sizes)
+            reasons = np.zeros(n, dtype=np.uint8)
+            for i, code in bad:
+                reasons[i] = code
+        else:  # kind by kind in code order; each part keeps member order
+            superseded, ok_sizes = [], []
+            reasons = np.zeros(n, dtype=np.uint8)
+            for c in sorted(set(kinds)):
+                idx = [i for i in range(n) if kinds[i] == c]
+                part_ops = ops if isinstance(ops, int) else [ops[i] for i in idx]
+                hist, stored, bad = self._apply_kind(
+                    self.kind_names[c], part_ops, [keys[i] for i in idx], [sizes[i] for i in idx]
+                )
+                superseded += hist
+                ok_sizes += stored
+                for i, code in bad:
+                    reasons[idx[i]] = code
         k = len(superseded)
         if k:
             self._append_history(superseded)
@@ -636,6 +585,63 @@ class EtcdModel:
         self.writes_ok += k
         self.writes_rejected += n - k
         return reasons
+
+    def _apply_kind(
+        self, kind: str, ops: int | list[int], keys: list, sizes: list[float]
+    ) -> tuple[list[float], list[float], list[tuple[int, int]]]:
+        """Apply writes to one kind in member order. Returns, per successful member, the
+        history bytes its revision leaves and the value bytes it stored (0 for a delete),
+        and (member, reason code) of each failed one."""
+        store = self._store.get(kind)
+        if store is None:
+            store = self._store[kind] = {}
+            self._live_bytes.setdefault(kind, 0.0)
+        n = len(sizes)
+        ovh = self._overhead
+        if ops == UPDATE:
+            try:  # every key exists (heartbeats, status updates)
+                olds = [store[k] for k in keys]
+            except KeyError:
+                olds = None
+            if olds is not None:
+                store.update(zip(keys, sizes, strict=True))
+                self._live_bytes[kind] += sum(sizes) - sum(olds)
+                return [old + ovh for old in olds], sizes, []
+        elif ops == CREATE and store.keys().isdisjoint(keys) and len(set(keys)) == n:
+            store.update(zip(keys, sizes, strict=True))  # new objects (creates, Events)
+            self._live_bytes[kind] += sum(sizes)
+            return [0.0] * n, sizes, []
+        if isinstance(ops, int):
+            ops = [ops] * n
+        superseded: list[float] = []
+        ok_sizes: list[float] = []
+        bad: list[tuple[int, int]] = []
+        live = 0.0
+        for i in range(n):
+            key, op, size = keys[i], ops[i], sizes[i]
+            old = store.get(key)
+            if op == CREATE:
+                if old is not None:
+                    bad.append((i, EXISTS))
+                    continue
+                store[key] = size
+                live += size
+                superseded.append(0.0)
+            elif old is None:
+                bad.append((i, NOT_FOUND))
+                continue
+            elif op == UPDATE:
+                store[key] = size
+                live += size - old
+                superseded.append(old + ovh)
+            else:
+                del store[key]
+                live -= old
+                superseded.append(old + 2 * ovh)  # the old revision and the tombstone
+                size = 0.0
+            ok_sizes.append(size)
+        self._live_bytes[kind] += live
+        return superseded, ok_sizes, bad
 
     def _account_uncommitted(self, sizes: list[float]) -> None:
         """Successful writes of ``sizes`` value bytes wait for the next backend commit."""
