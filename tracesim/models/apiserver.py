@@ -203,9 +203,7 @@ class ApiServerModel:
         self._watchers: dict[str, list[int]] = {}
         self._dispatchers: dict[str, LindleyServer] = {}
         # Resource codes of mixed groups, and their codes in ``metrics``.
-        self.resource_names: list[str] = []
         self._resource_codes: dict[str, int] = {}
-        self._metric_res = np.zeros(0, dtype=np.uint16)
         self.watch_events = 0
         self.watch_sends = 0
         self.watch_bytes_sent = 0.0
@@ -245,11 +243,10 @@ class ApiServerModel:
         """The code of ``resource`` (``pods``, ``pods/binding``, ...) for :meth:`submit_mixed`."""
         c = self._resource_codes.get(resource)
         if c is None:
-            c = self._resource_codes[resource] = len(self.resource_names)
-            self.resource_names.append(resource)
-            if self.metrics is not None:
-                code = self.metrics.resources.code(resource)
-                self._metric_res = np.append(self._metric_res, np.uint16(code))
+            # With metrics, the code of their vocabulary: request rows need no mapping.
+            m = self.metrics
+            c = m.resources.code(resource) if m is not None else len(self._resource_codes)
+            self._resource_codes[resource] = c
         return c
 
     def seats(self) -> dict[str, int]:
@@ -596,9 +593,10 @@ class ApiServerModel:
 
         def done(_lat, reasons, members):
             sub = r if members is None else _sub(r, members)
-            self._finish(sub, reasons, r.level)
+            bad = bool(reasons.any())
+            self._finish(sub, reasons, r.level, bad)
             kinds, idx, sizes = sub.mixed[4], sub.members, sub.sizes
-            if reasons.any():
+            if bad:
                 ok = reasons == 0
                 if not ok.any():
                     return
@@ -669,9 +667,14 @@ class ApiServerModel:
     def _done_one(self, r: _Req, i: int) -> None:
         self._finish(_sub(r, np.array([i])), np.zeros(1, dtype=np.uint8), r.level)
 
-    def _finish(self, r: _Req, reasons: np.ndarray, level: str | None) -> None:
-        """Members of ``r`` are done: release their seats, record, report."""
+    def _finish(
+        self, r: _Req, reasons: np.ndarray, level: str | None, bad: bool | None = None
+    ) -> None:
+        """Members of ``r`` are done: release their seats, record, report. ``bad``: whether
+        any member failed (``reasons.any()``, computed when None)."""
         n = len(r)
+        if bad is None:
+            bad = bool(reasons.any())
         if level is not None:
             self._release(level, n)
         now = self.env.now
@@ -679,15 +682,13 @@ class ApiServerModel:
         if self.metrics is not None and r.mixed is not None:
             verbs = r.mixed[0]
             status = _OK_STATUS[verbs]
-            if reasons.any():
+            if bad:
                 status = np.where(reasons == 0, status, STATUS[reasons])
                 reason_codes = self._reason_codes[reasons]
             else:
                 reason_codes = self._ok_reason
-            self.metrics.record_coded(
-                now, lat, verbs, self._metric_res[r.mixed[1]], r.mixed[2], status, reason_codes
-            )
-        elif self.metrics is not None and not reasons.any():
+            self.metrics.record_coded(now, lat, verbs, r.mixed[1], r.mixed[2], status, reason_codes)
+        elif self.metrics is not None and not bad:
             self.metrics.record_requests(
                 now, lat, r.verb, r.resource, r.scope, 201 if r.verb == "create" else 200, 0
             )

@@ -26,6 +26,7 @@ request group per window.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,7 @@ class WriteStream:
         self.size_bytes = float(size_bytes)
         by_phase = np.argsort(phases, kind="stable")
         self._phases = phases[by_phase]  # sorted phases (s) and the object of each
+        self._phase_list = self._phases.tolist()  # for bisect: cheaper than searchsorted
         self._objects = by_phase.astype(np.int64)
         bucket = np.floor(phases / bucket_s).astype(np.int64)
         order = np.argsort(bucket, kind="stable")
@@ -91,13 +93,13 @@ class WriteStream:
         if b <= a:
             return self._objects[:0]
         period = self.interval_s
-        ph = self._phases
+        ph = self._phase_list
         parts = []
         c = math.floor(a / period)
         while c * period < b:
             lo, hi = a - c * period, b - c * period
-            i0 = int(np.searchsorted(ph, lo, "left")) if lo > 0 else 0
-            i1 = int(np.searchsorted(ph, hi, "left")) if hi < period else len(ph)
+            i0 = bisect_left(ph, lo) if lo > 0 else 0
+            i1 = bisect_left(ph, hi) if hi < period else len(ph)
             if i1 > i0:
                 parts.append(self._objects[i0:i1])
             c += 1
