@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from tracesim.errors import TracesimError
 from tracesim.models.registry import load_scheduler
+from tracesim.models.schedulers import kube_default
 from tracesim.models.schedulers.base import (
     Scheduler,
     fit_error_message,
@@ -251,18 +252,32 @@ pod_st = st.tuples(st.integers(0, 4_000), st.integers(0, 4), st.integers(0, 1))
     st.sampled_from(["LeastAllocated", "MostAllocated"]),
 )
 def test_scalar_path_matches_vector_path(nodes, pods, strategy):
-    c = ClusterState(max_gpus=2, capacity=len(nodes))
+    c = ClusterState(max_gpus=2, capacity=len(nodes), max_taints=1)
     for i, (cpu, mem, gpus, max_pods) in enumerate(nodes):
-        c.add_node(f"n{i}", cpu, mem * GiB, gpu_count=gpus, pods=max_pods)
+        taints = ["dedicated=gpu:NoSchedule"] if i % 4 == 3 else []
+        c.add_node(f"n{i}", cpu, mem * GiB, gpu_count=gpus, pods=max_pods, taints=taints)
     p = KubeDefaultPolicy(strategy=strategy)
     all_nodes = np.arange(len(nodes))
+
+    def vectorised(method, pod):  # the numpy path, whatever the node count
+        saved, kube_default.SCALAR_NODES = kube_default.SCALAR_NODES, 0
+        try:
+            return method(c, pod, all_nodes)
+        finally:
+            kube_default.SCALAR_NODES = saved
+
     for cpu, mem, gpu in pods:
         pod = PodRequest(cpu, mem * GiB // 2, gpu, 1000 if gpu else 0)
-        mask = p.filter(c, pod, all_nodes)
+        mask = vectorised(p.filter, pod)
         assert mask.tolist() == [bool(p.filter(c, pod, np.array([i]))[0]) for i in all_nodes]
-        local, _prefer = p.score(c, pod, all_nodes)
+        assert p.filter(c, pod, all_nodes).tolist() == mask.tolist()
+        local, _prefer = vectorised(p.score, pod)
         singles = [int(p.score(c, pod, np.array([i]))[0][0]) for i in all_nodes]
         assert local.tolist() == singles
+        # filter_score (one pass) = filter, then score of the feasible nodes; -1 elsewhere.
+        want = np.where(mask, local, -1).tolist()
+        assert p.filter_score(c, pod, all_nodes)[0].tolist() == want
+        assert vectorised(p.filter_score, pod)[0].tolist() == want
         ok = np.flatnonzero(mask)
         if len(ok):
             gpus = p.choose_gpus(c, pod, int(ok[0]), -1, np.random.default_rng(0))
@@ -295,3 +310,96 @@ def test_bad_options():
         KubeDefaultPolicy(shape="0:0,0:10")
     with pytest.raises(TracesimError, match="percentage"):
         KubeDefaultPolicy(percentage_of_nodes_to_score=120)
+
+
+def _reference_walk(scores: np.ndarray, start: int, k: int) -> tuple[list[int], int]:
+    """walk_feasible, one slot at a time."""
+    n = len(scores)
+    found: list[int] = []
+    for step in range(n):
+        slot = (start + step) % n
+        if scores[slot] >= 0:
+            if len(found) == k:
+                return found, step
+            found.append(slot)
+    return found, n
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 5_000),
+    st.sampled_from([0.0, 0.01, 0.3, 0.9, 1.0]),
+    st.integers(0, 2**32),
+    st.integers(0, 10_000),
+    st.integers(0, 700),
+)
+def test_walk_feasible_matches_a_slot_by_slot_walk(n, feasible, seed, start, k):
+    scores = np.where(np.random.default_rng(seed).random(n) < feasible, 5, -1)
+    start %= n
+    nodes, examined = walk_feasible(scores, start, k)
+    want_nodes, want_examined = _reference_walk(scores, start, k)
+    assert nodes.tolist() == want_nodes and examined == want_examined
+
+
+change_st = st.tuples(
+    st.sampled_from(["assign", "release", "taint", "remove", "add"]), st.integers()
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(change_st, max_size=40), st.lists(pod_st, min_size=1, max_size=4))
+def test_cached_explain_matches_a_fresh_policy(changes, pods):
+    """The per-shape reason counts, updated from the change log (and the answer reused when
+    nothing changed), equal what a new policy computes from scratch after every change."""
+    c = ClusterState(max_gpus=2, capacity=8, max_taints=2)
+    for i in range(8):
+        c.add_node(f"n{i}", 2_000 + 1_000 * (i % 3), 4 * GiB, gpu_count=i % 3, pods=3)
+    shapes = [PodRequest(cpu, mem * GiB, gpu, 1000 if gpu else 0) for cpu, mem, gpu in pods]
+    kept = KubeDefaultPolicy()
+    placed: list[tuple[int, PodRequest]] = []
+    for step, (what, x) in enumerate(changes):
+        n = c.n_nodes
+        node = x % n
+        if what == "assign" and c.active[node]:
+            pod = PodRequest(500, GiB // 2)
+            if kept.filter(c, pod, np.array([node]))[0]:
+                c.assign(node, pod)
+                placed.append((node, pod))
+        elif what == "release" and placed:
+            c.release(*placed.pop(x % len(placed)))
+        elif what == "taint":
+            taint = [UNSCHEDULABLE_TAINT] if x % 2 else ["dedicated=gpu:NoSchedule"]
+            c.update_node(node, taints=taint if x % 3 else [])
+        elif what == "remove" and c.n_active > 1:
+            c.remove_node(node)
+        elif what == "add":
+            c.add_node(f"extra{step}", 3_000, 2 * GiB)
+        for pod in shapes:
+            fresh = KubeDefaultPolicy().explain(c, pod, c.active_nodes())
+            assert kept.explain(c, pod, c.active_nodes()) == fresh
+            assert kept.explain(c, pod, c.active_nodes()) == fresh  # nothing changed since
+
+
+def test_filter_score_scheduler_matches_filter_then_score():
+    """The framework's one-pass path (filter_score) places like the two-call path."""
+
+    class TwoCalls(KubeDefaultPolicy):
+        filter_score = None  # the framework then calls filter and score
+
+    def run(policy) -> list[int]:
+        c = ClusterState(max_gpus=2, capacity=200, max_taints=1)
+        for i in range(200):
+            taints = ["dedicated=gpu:NoSchedule"] if i % 9 == 0 else []
+            c.add_node(f"n{i}", 4_000 + 1_000 * (i % 3), 8 * GiB, gpu_count=i % 3, taints=taints)
+        sched = Scheduler(c, policy, np.random.default_rng(7))
+        out = []
+        for j in range(600):
+            gpu = int(j % 11 == 0)
+            pod = PodRequest(100 * (j % 7), (j % 5) * GiB // 2, gpu, 1000 if gpu else 0)
+            placed = sched.schedule(pod)
+            out.append(-1 if placed is None else placed.node)
+            if j % 3 == 0 and placed is not None:
+                c.release(placed.node, pod, placed.gpus)
+        return out
+
+    assert run(KubeDefaultPolicy()) == run(TwoCalls())

@@ -216,6 +216,9 @@ class Simulation:
             reqs.append(req)
         self.reqs = reqs
         self.priority = w.priority.tolist()
+        # Per-pod columns the feeder reads, as lists (indexing a list is cheaper).
+        self._initial_node = w.initial_node.tolist()
+        self._initial_terminal = w.initial_terminal.tolist()
         self.slot = [-1] * n_nodes  # workload node -> cluster node index
         rng = np.random.default_rng(seed)
         self.rng = rng
@@ -322,12 +325,12 @@ class Simulation:
 
     def _pod_create(self, pod: int, now: float, created_s: float | None = None) -> None:
         self.created_s[pod] = now if created_s is None else created_s
-        name = self.w.initial_node[pod]
+        name = self._initial_node[pod]
         if name is not None:
             slot = self.cluster._index.get(name, -1)
             if slot < 0 or not self.cluster.active[slot]:
                 self._issue("pod_on_unknown_node")
-            elif self.w.initial_terminal[pod]:
+            elif self._initial_terminal[pod]:
                 self._bind_initial(pod, slot, now, hold=False)
                 return
             else:
@@ -422,30 +425,30 @@ class Simulation:
         index = w.op_index.tolist()
         n = len(times)
         step = max(n // 200, 1)
+        progress = self.progress
         cp = self.cp
-        for i in range(n):
-            t = times[i]
+        # The handlers, looked up once (this loop runs once per trace operation).
+        create = self._pod_create if cp is None else cp.on_pod_create
+        delete = self._pod_delete if cp is None else cp.on_pod_delete
+        terminal = self._pod_terminal
+        on_terminal = None if cp is None else cp.on_pod_terminal
+        node_op = self._node_op
+        timeout = env.timeout
+        for i, (t, op, k) in enumerate(zip(times, ops, index, strict=True)):
             if t > env.now:
-                yield env.timeout(t - env.now)
-            op, k = ops[i], index[i]
+                yield timeout(t - env.now)
             if op == POD_CREATE:
-                if cp is None:
-                    self._pod_create(k, t)
-                else:
-                    cp.on_pod_create(k, t)
+                create(k, t)
             elif op == POD_DELETE:
-                if cp is None:
-                    self._pod_delete(k, t)
-                else:
-                    cp.on_pod_delete(k, t)
+                delete(k, t)
             elif op == POD_TERMINAL:
-                self._pod_terminal(k, t)
-                if cp is not None:
-                    cp.on_pod_terminal(k)
+                terminal(k, t)
+                if on_terminal is not None:
+                    on_terminal(k)
             else:
-                self._node_op(op, k)
-            if self.progress is not None and i % step == 0:
-                self.progress(min(env.now / max(w.duration_s, 1e-9), 1.0))
+                node_op(op, k)
+            if progress is not None and i % step == 0:
+                progress(min(env.now / max(w.duration_s, 1e-9), 1.0))
 
     def _schedule_backoff(self, expiries: list[float] | None) -> None:
         if not expiries:

@@ -22,7 +22,11 @@ over all nodes: roll from the start index, take the first K feasible. An optiona
 ``finalize(cluster, pod, nodes, scores, hints)`` then turns the cached per-node scores of those
 candidates into final scores (kube-scheduler's NormalizeScore over the scored nodes, plus the
 weighted sum). An optional ``explain(cluster, pod, nodes) -> {reason: node count}`` gives the
-failure reasons of an unschedulable pod (see :func:`fit_error_message`).
+failure reasons of an unschedulable pod (see :func:`fit_error_message`). An optional
+``filter_score(cluster, pod, nodes) -> (scores, hints)`` does filter and score in one pass
+(scores -1 where the filter rejects; hints of rejected nodes are never read); the framework
+prefers it to the two calls, which a policy may do cheaper together (one gather of a few
+changed nodes' columns).
 """
 
 from __future__ import annotations
@@ -68,17 +72,23 @@ def walk_feasible(scores: np.ndarray, start: int, k: int) -> tuple[np.ndarray, i
     order and the number of slots examined: the walk stops when it finds a (k+1)-th feasible
     node (``findNodesThatPassFilters`` cancels there; the nodes before it were processed), so
     that node is where the next walk starts; with fewer feasible nodes every slot is examined.
-    Scans in chunks, so a mostly feasible cluster costs O(k), not O(nodes).
+    Scans in chunks that double in size, so a mostly feasible cluster costs O(k) and one
+    with few feasible nodes a handful of numpy calls, not one per 2k slots.
     """
     n = len(scores)
     chunk = max(2 * k, 512)
+    end = start + chunk
+    if end <= n:  # the common case: the first chunk holds k+1 feasible slots
+        idx = (scores[start:end] >= 0).nonzero()[0]
+        if len(idx) > k:
+            return idx[:k] + start, int(idx[k])
     found: list[np.ndarray] = []
     got = 0
     for lo, hi in ((start, n), (0, start)):
         p = lo
         while p < hi:
             e = min(p + chunk, hi)
-            idx = np.flatnonzero(scores[p:e] >= 0)
+            idx = (scores[p:e] >= 0).nonzero()[0]
             if len(idx):
                 take = idx[: k + 1 - got] + p
                 found.append(take)
@@ -87,6 +97,7 @@ def walk_feasible(scores: np.ndarray, start: int, k: int) -> tuple[np.ndarray, i
                     walk = np.concatenate(found) if len(found) > 1 else found[0]
                     return walk[:k], (int(walk[k]) - start) % n
             p = e
+            chunk *= 2
     walk = np.concatenate(found) if found else np.empty(0, np.int64)
     return walk, n
 
@@ -224,7 +235,11 @@ class Scheduler:
         self._cache_key = getattr(policy, "cache_key", None) if cache else None
         self._normalize = getattr(policy, "normalize", None)
         self._finalize = getattr(policy, "finalize", None)
+        self._filter_score = getattr(policy, "filter_score", None)
         self._percentage = getattr(policy, "percentage_of_nodes_to_score", None)
+        if self._percentage is not None:
+            self._percentage = int(self._percentage)
+        self._k_for = (-1, 0)  # (active nodes, feasible nodes to find) of the last walk
         self.next_start_index = 0  # kube-scheduler's nextStartNodeIndex (a node slot)
         self.evaluations = 0  # node filter evaluations, to show what the cache saves
         #: Node slots the last decision's filter walk examined (input of a timing model).
@@ -246,30 +261,37 @@ class Scheduler:
                 entry.grow(len(c.version))
             # The nodes changed since this shape's last look, from the cluster's change log
             # (O(changes)); the full version comparison when the log does not reach back.
-            changed = None
+            # After each look the cached versions equal the cluster's, so every node in the
+            # log has moved from the version cached for it.
+            stale = None
             if entry.seen >= 0:
-                changed = c.changed_since(entry.seen, max(n >> 3, 64))
+                stale = c.changed_since(entry.seen, max(n >> 3, 64))
             entry.seen = c.change_position
-            if changed is None:
+            if stale is None:
                 stale = np.flatnonzero(entry.version[:n] != c.version[:n])
-            elif len(changed):
-                stale = changed[entry.version[changed] != c.version[changed]]
-            else:
-                stale = changed
-            if len(stale):
-                entry.version[stale] = c.version[stale]
-                entry.scores[stale] = -1
-                nodes = stale[c.active[stale]]
-            else:
+            if not len(stale):
+                return entry.scores[:n], entry.hint[:n]
+            entry.version[stale] = c.version[stale]
+            if c.n_active == n:
                 nodes = stale
+            else:
+                entry.scores[stale] = -1  # a removed node stays infeasible
+                nodes = stale[c.active[stale]]
         if len(nodes):
             self.evaluations += len(nodes)
-            ok = nodes[self.policy.filter(c, pod, nodes)]
-            if len(ok):
-                scores, hint = self.policy.score(c, pod, ok)
-                entry.scores[ok] = scores
+            if self._filter_score is not None:
+                scores, hint = self._filter_score(c, pod, nodes)
+                entry.scores[nodes] = scores
                 if hint is not None:
-                    entry.hint[ok] = hint
+                    entry.hint[nodes] = hint
+            else:
+                entry.scores[nodes] = -1
+                ok = nodes[self.policy.filter(c, pod, nodes)]
+                if len(ok):
+                    scores, hint = self.policy.score(c, pod, ok)
+                    entry.scores[ok] = scores
+                    if hint is not None:
+                        entry.hint[ok] = hint
         return entry.scores[:n], entry.hint[:n]
 
     def schedule(self, pod: PodRequest) -> Placement | None:
@@ -313,7 +335,10 @@ class Scheduler:
         if self._percentage is None:
             k = n
         else:
-            k = num_feasible_nodes_to_find(int(self._percentage), c.n_active)
+            n_active = c.n_active
+            if n_active != self._k_for[0]:  # recomputed only when the cluster size moves
+                self._k_for = (n_active, num_feasible_nodes_to_find(self._percentage, n_active))
+            k = self._k_for[1]
         start = self.next_start_index % n
         nodes, examined = walk_feasible(scores, start, k)
         self.next_start_index = (start + examined) % n
@@ -323,12 +348,12 @@ class Scheduler:
         node_scores = scores[nodes]
         if self._finalize is not None:
             node_scores = self._finalize(c, pod, nodes, node_scores, hints[nodes])
-        best = node_scores.max()
-        ties = np.flatnonzero(node_scores == best)
-        if len(ties) == 1 or self.tie_break == "order":
-            pick = int(ties[0])
+        if self.tie_break == "order":
+            pick = int(node_scores.argmax())  # the first best in walk order
         else:
-            pick = int(ties[self.rng.integers(len(ties))])
+            ties = (node_scores == node_scores.max()).nonzero()[0]
+            # One tie: no draw (the generator's sequence depends on it).
+            pick = int(ties[0]) if len(ties) == 1 else int(ties[self.rng.integers(len(ties))])
         node = int(nodes[pick])
         gpus = self.policy.choose_gpus(c, pod, node, int(hints[node]), self.rng)
         c.assign(node, pod, gpus)
@@ -341,7 +366,7 @@ class Scheduler:
         rejects.
         """
         c = self.cluster
-        nodes = np.flatnonzero(c.active[: c.n_nodes])
+        nodes = c.active_nodes()
         explain = getattr(self.policy, "explain", None)
         if explain is not None:
             reasons = explain(c, pod, nodes)
