@@ -172,3 +172,93 @@ def test_slo_in_chunks_equals_one_evaluation() -> None:
     assert chunked == whole
     assert not whole["pass"] and whole["rejected_requests"]
     assert {"mutating", "read-resource", "read-cluster", "pod-startup"} <= set(whole["slos"])
+    # Above chunk_rows the rejections are listed by count, then reason (as the chunked
+    # evaluation summed and listed them); below, as one evaluation lists them.
+    rej = chunked["rejected_requests"]
+    assert list(rej) == sorted(rej, key=lambda k: (-rej[k], k))
+    small = slo_in_chunks(frame, startup, chunk_rows=len(frame)).to_summary()
+    assert list(small["rejected_requests"]) == list(whole["rejected_requests"])
+
+
+def _recorded_metrics(seed: int) -> Metrics:
+    """Metrics with request groups (some rejected), single requests and watch dispatches."""
+    m = _metrics()
+    m.reasons.code("apf-queue-full")
+    rng = np.random.default_rng(seed)
+    for op in _script(seed):
+        if op[0] == "req":
+            _, t, lat, verb, res = op
+            reason = (rng.random(len(lat)) < 0.2).astype(np.uint8)
+            m.record_coded(t, lat, verb, res, 1, np.where(reason == 0, 200, 429), reason)
+        else:
+            _, t, lat, res, n = op
+            m.record_watch(t, lat, res, n)
+    m.record_request(5.0, 0.25, "list", "nodes", "cluster")
+    m.record_requests(5.5, np.full(3, 0.5), "get", "pods", "resource")
+    return m
+
+
+def test_requests_frame_is_the_buffer_with_categorical_labels() -> None:
+    """The request table is the buffer's rows, its codes as categoricals of the vocabularies."""
+    import pandas as pd
+
+    m = _recorded_metrics(4)
+    df = m.requests_frame()
+    buf = m.requests
+    assert len(df) == len(buf) > 100
+    assert list(df.columns) == buf.names
+    for name in ("t_s", "latency_s", "status"):
+        assert df[name].to_numpy().tolist() == buf.column(name).tolist()
+        assert df[name].dtype == buf.column(name).dtype
+    for name, vocab in (("verb", m.verbs), ("resource", m.resources), ("scope", m.scopes)):
+        want = pd.Categorical.from_codes(buf.column(name).astype(int), categories=vocab.names)
+        assert df[name].array.equals(want)
+    assert set(df["reason"]) == {"ok", "apf-queue-full"}
+    # The frame is a copy: changing it leaves the buffers (and the next frame) as they were.
+    df.loc[0, "latency_s"] = -1.0
+    assert m.requests_frame()["latency_s"].iloc[0] != -1.0
+
+
+def test_record_coded_with_scalars_and_growth() -> None:
+    m = _metrics()
+    for i in range(3000):  # beyond the initial capacity
+        m.record_coded(float(i), np.full(2, 0.5), 0, 1, 1, 201, 0)
+    m.record_coded(np.arange(3.0), 0.75, 4, 2, 0, 200, 0)  # scalar latency, array times
+    b = m.requests
+    assert len(b) == 6003
+    assert b.column("t_s")[-4:].tolist() == [2999.0, 0.0, 1.0, 2.0]
+    assert b.column("latency_s")[-3:].tolist() == [0.75] * 3
+    assert b.column("status")[:2].tolist() == [201, 201]
+
+
+def test_latency_by_request_equals_a_groupby_of_the_request_table() -> None:
+    """Per verb/resource latency percentiles of the successful requests and the rejected
+    counts, computed on the buffer codes, equal a plain pandas group-by of the table."""
+    from tracesim.sim.control_results import _pct, latency_by_request
+
+    m = _recorded_metrics(6)
+    df = m.requests_frame()
+    got = latency_by_request(m)
+    want = {}
+    for (verb, res), grp in df.groupby(["verb", "resource"], observed=True):
+        ok = (grp["reason"] == "ok").to_numpy()
+        entry = _pct(grp["latency_s"].to_numpy()[ok])
+        entry["rejected"] = int((~ok).sum())
+        want[f"{verb} {res}"] = entry
+    assert got == {k: want[k] for k in sorted(want)}
+    assert list(got) == sorted(got)
+    assert any(v["rejected"] for v in got.values()) and "watch pods" in got
+
+
+def test_pct_equals_one_percentile_call_per_value() -> None:
+    """summary.json's p50/p99 come from one np.percentile call for both: the same numbers as
+    one call each (ties, repeats and single values included)."""
+    from tracesim.sim.control_results import _pct
+
+    rng = np.random.default_rng(8)
+    for n in (1, 2, 3, 7, 100, 1001, 4096):
+        for values in (rng.lognormal(-3, 2, n), np.round(rng.random(n), 2)):
+            got = _pct(values)
+            assert got["p50"] == round(float(np.percentile(values, 50)), 6)
+            assert got["p99"] == round(float(np.percentile(values, 99)), 6)
+            assert got["count"] == n and got["max"] == round(float(values.max()), 6)

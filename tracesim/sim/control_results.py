@@ -4,13 +4,13 @@ SIG Scalability SLOs, the bottleneck hint and the ``control_plane`` section of
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from .controlplane import ControlPlane
+    from .metrics import Metrics
 
 
 def control_tables(cp: ControlPlane) -> dict[str, Any]:
@@ -43,10 +43,13 @@ def control_tables(cp: ControlPlane) -> dict[str, Any]:
 def _pct(values: np.ndarray) -> dict[str, float | None]:
     if not len(values):
         return {"count": 0, "p50": None, "p99": None, "max": None}
+    # One call for both: the same values as two calls (each percentile is computed alone
+    # from the sorted order statistics), one partition of the array instead of two.
+    p50, p99 = np.percentile(values, [50, 99]).tolist()
     return {
         "count": len(values),
-        "p50": round(float(np.percentile(values, 50)), 6),
-        "p99": round(float(np.percentile(values, 99)), 6),
+        "p50": round(p50, 6),
+        "p99": round(p99, 6),
         "max": round(float(values.max()), 6),
     }
 
@@ -85,19 +88,33 @@ def control_slo(cp: ControlPlane, pods: Any) -> Any:
     """The SIG Scalability SLOs of a replay (an :class:`~tracesim.analysis.slo.SloReport`)
     from its request rows without the watch dispatches, which no SLO judges.
 
-    Call it before the request table is built (:func:`control_tables`): the watch rows are
-    then not yet expanded (:meth:`Metrics.record_watch`), so the SLO's string conversions and
-    group-bys run over half the rows, and the memory they take does not add to the table's.
-    The earliest request completion is the full table's too (a watch row ends after the write
-    it reports), so the 5-minute windows align as they would on the whole table."""
+    Evaluated on the codes of the metrics buffers (:class:`~tracesim.analysis.slo.
+    CodedRequests`: no table, no string per row). Call it before the request table is built
+    (:func:`control_tables`): the watch rows are then not yet expanded
+    (:meth:`Metrics.record_watch`) and are not even looked at. The earliest request
+    completion is the full table's too (a watch row ends after the write it reports), so the
+    5-minute windows align as they would on the whole table."""
     import pandas as pd
 
+    from ..analysis.slo import CodedRequests
+
     m = cp.metrics
-    if m.has_pending_watches:
-        req = m.requests_frame(expand_watches=False)
-    else:
-        req = m.requests_frame()
-        req = req[(req["verb"].cat.codes != m.verbs.code("watch")).to_numpy()]
+    pending = m.has_pending_watches
+    buf = m.request_buffer(expand_watches=not pending)
+    col = buf.column
+    req = CodedRequests(
+        t_s=col("t_s"),
+        latency_s=col("latency_s"),
+        verb=col("verb"),
+        verbs=m.verbs.names,
+        resource=col("resource"),
+        resources=m.resources.names,
+        scope=col("scope"),
+        scopes=m.scopes.names,
+        reason=col("reason"),
+        reasons=m.reasons.names,
+        rows=None if pending else col("verb") != m.verbs.code("watch"),
+    )
     created = pods["created_s"].to_numpy()
     startup_s = pods["startup_s"].to_numpy()
     started = ~np.isnan(startup_s)
@@ -105,97 +122,68 @@ def control_slo(cp: ControlPlane, pods: Any) -> Any:
     return slo_in_chunks(req, startup)
 
 
-#: Request rows per call of ``evaluate_slos`` in :func:`slo_in_chunks`.
+#: Above this many request rows, :func:`slo_in_chunks` lists rejections by count, then name.
 SLO_CHUNK_ROWS = 500_000
 
 
 def slo_in_chunks(requests: Any, pod_startup: Any, chunk_rows: int = SLO_CHUNK_ROWS) -> Any:
-    """:func:`~tracesim.analysis.slo.evaluate_slos` of ``requests`` and ``pod_startup``
-    with bounded memory: the same report (verdicts, worst values, rejections) as one call.
+    """:func:`~tracesim.analysis.slo.evaluate_slos` of ``requests`` (a DataFrame or
+    :class:`~tracesim.analysis.slo.CodedRequests`) and ``pod_startup``, with bounded memory.
 
-    ``evaluate_slos`` converts every row's verb/resource/scope/reason to strings (hundreds of
-    MB per column at millions of rows). Each SLI is a percentile over one 5-minute window, so
-    whole windows are evaluated a chunk of about ``chunk_rows`` rows at a time, all aligned
-    to the same first sample; one last call judges the per-window values (one row per
-    window and pair, at the window's middle, whose 99th percentile is that value) together
-    with the pod startups, as one call would. The last call's window table counts one
-    sample per window; the verdicts and the summary are exact (a test compares them)."""
-    import pandas as pd
-
-    from ..analysis.slo import WINDOW_S, evaluate_slos
+    ``evaluate_slos`` works on integer codes (no string per row), so its memory is a few
+    arrays of the request rows and one call does it all: the same report (per-window table,
+    verdicts, worst values, rejections) as one call. Earlier versions evaluated more than
+    ``chunk_rows`` rows a chunk of whole windows at a time and summed the rejections of the
+    chunks, listed by count (descending) then reason: that order is kept above
+    ``chunk_rows`` rows, so ``summary.json`` stays byte for byte the same."""
+    from ..analysis.slo import evaluate_slos
 
     n = 0 if requests is None else len(requests)
-    if n <= chunk_rows:
-        return evaluate_slos(requests, pod_startup)
-    t_req = requests["t_s"].to_numpy()
-    starts = [float(t_req.min())]
-    if pod_startup is not None and len(pod_startup):
-        starts.append(float(pod_startup["t_s"].min()))
-    t0 = min(starts)
-    # The window of each row, as evaluate_slos computes it.
-    win = np.floor((t_req - t0) / WINDOW_S).astype(np.int64)
-    last = int(win.max())
-    n_chunks = max(1, math.ceil(n / chunk_rows))
-    edges = np.linspace(0, last + 1, n_chunks + 1).round().astype(np.int64)
-    windows = []
-    rejected: dict[str, int] = {}
-    for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
-        if b <= a:
-            continue
-        part = requests[((win >= a) & (win < b))]
-        if not len(part):
-            continue
-        rep = evaluate_slos(part, None, start_s=t0)
-        for k, v in rep.rejected.items():
-            rejected[k] = rejected.get(k, 0) + v
-        if len(rep.windows):
-            windows.append(rep.windows)
-    if windows:
-        w = pd.concat(windows, ignore_index=True)
-        w = w[w["slo"] != "pod-startup"]
-        scope = {"mutating": "namespace", "read-resource": "resource"}
-        scope |= {"read-namespace": "namespace", "read-cluster": "cluster"}
-        summary_rows = pd.DataFrame(
-            {
-                "t_s": t0 + (w["window"].to_numpy() + 0.5) * WINDOW_S,
-                "latency_s": w["p99_s"].to_numpy(),
-                "verb": w["verb"].astype(str).to_numpy(),
-                "resource": w["resource"].astype(str).to_numpy(),
-                "scope": w["slo"].astype(str).map(scope).to_numpy(),
-            }
-        )
-    else:
-        summary_rows = None
-    report = evaluate_slos(summary_rows, pod_startup, start_s=t0)
-    report.rejected = dict(sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0])))
+    report = evaluate_slos(requests, pod_startup)
+    if n > chunk_rows:
+        report.rejected = dict(sorted(report.rejected.items(), key=lambda kv: (-kv[1], kv[0])))
     return report
 
 
+def latency_by_request(m: Metrics) -> dict[str, Any]:
+    """Per ``"verb resource"`` (sorted): the latency percentiles (s) of the successful
+    requests (:func:`_pct`) and the number of rejected ones, watch rows included.
+
+    Grouped on the codes of the metrics buffers (millions of rows: no strings per row, no
+    sort): one mask per verb/resource pair present (a handful)."""
+    buf = m.requests
+    if not len(buf):
+        return {}
+    n_res = max(len(m.resources.names), 1)
+    key = buf.column("verb").astype(np.uint16 if len(m.verbs.names) * n_res <= 1 << 16 else int)
+    key *= n_res
+    key += buf.column("resource")
+    n_all = np.bincount(key)
+    lat_all = buf.column("latency_s")
+    ok_all = buf.column("reason") == m.reasons.code("ok")
+    found = {}
+    for k in np.flatnonzero(n_all).tolist():
+        name = f"{m.verbs.names[k // n_res]} {m.resources.names[k % n_res]}"
+        mine = key == k
+        mine &= ok_all
+        entry = _pct(lat_all[mine])
+        entry["rejected"] = int(n_all[k]) - int(entry["count"])
+        found[name] = entry
+    return {name: found[name] for name in sorted(found)}
+
+
 def control_summary(
-    cp: ControlPlane, pods: Any, tables: dict[str, Any], slo: Any = None
+    cp: ControlPlane,
+    pods: Any,
+    tables: dict[str, Any],
+    slo: Any = None,
+    per_request: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``control_plane`` section of ``summary.json``: profile, request accounting,
-    latency per verb/resource, etcd state, pod startup, SLOs (``slo``: from
-    :func:`control_slo`, computed here when None) and the bottleneck hint."""
-    per: dict[str, Any] = {}
-    m = cp.metrics
-    buf = m.requests
-    if len(buf):
-        # Grouped on the codes of the metrics buffers (millions of rows: no strings per row,
-        # no sort): one mask per verb/resource pair present (a few dozen).
-        key = buf.column("verb").astype(np.int32) << 16 | buf.column("resource")
-        lat_all = buf.column("latency_s")
-        ok_all = buf.column("reason") == m.reasons.code("ok")
-        found = {}
-        for k in np.flatnonzero(np.bincount(key)).tolist():
-            name = f"{m.verbs.names[k >> 16]} {m.resources.names[k & 0xFFFF]}"
-            mine = key == k
-            n_all = int(np.count_nonzero(mine))
-            mine &= ok_all
-            entry = _pct(lat_all[mine])
-            entry["rejected"] = n_all - int(np.count_nonzero(mine))
-            found[name] = entry
-        per = {name: found[name] for name in sorted(found)}
+    latency per verb/resource (``per_request``: from :func:`latency_by_request`, computed
+    here when None), etcd state, pod startup, SLOs (``slo``: from :func:`control_slo`,
+    computed here when None) and the bottleneck hint."""
+    per = latency_by_request(cp.metrics) if per_request is None else per_request
     if slo is None:
         slo = control_slo(cp, pods)
     startup_all = pods["startup_s"].to_numpy()

@@ -31,6 +31,7 @@ class AppendBuffer:
         self.names = list(dtypes)
         self._cols = {n: np.empty(capacity, dtype=dt) for n, dt in dtypes.items()}
         self._arrays = [self._cols[n] for n in self.names]
+        self._cap = capacity
         self._n = 0
 
     def __len__(self) -> int:
@@ -47,11 +48,12 @@ class AppendBuffer:
             arr[: self._n] = old[: self._n]
             self._cols[n] = arr
         self._arrays = [self._cols[n] for n in self.names]
+        self._cap = new_cap
 
     def append(self, *values: Any) -> None:
         """One row, values in column order."""
         i = self._n
-        if i >= len(self._arrays[0]):
+        if i >= self._cap:
             self._grow(i + 1)
         for arr, v in zip(self._arrays, values, strict=True):
             arr[i] = v
@@ -64,10 +66,13 @@ class AppendBuffer:
             if isinstance(c, np.ndarray) and c.ndim:
                 k = len(c)
                 break
-        self._grow(self._n + k)
+        i = self._n
+        j = i + k
+        if j > self._cap:
+            self._grow(j)
         for arr, c in zip(self._arrays, columns, strict=True):
-            arr[self._n : self._n + k] = c
-        self._n += k
+            arr[i:j] = c
+        self._n = j
 
     def column(self, name: str) -> np.ndarray:
         """A view of the filled part of one column."""
@@ -75,7 +80,7 @@ class AppendBuffer:
 
     def to_frame(self) -> pd.DataFrame:
         """The filled rows as a DataFrame (copies)."""
-        return pd.DataFrame({n: self._cols[n][: self._n].copy() for n in self.names})
+        return pd.DataFrame({n: self._cols[n][: self._n] for n in self.names}, copy=True)
 
 
 class Vocab:
@@ -96,11 +101,23 @@ class Vocab:
         return c
 
     def categorical(self, codes: np.ndarray) -> pd.Categorical:
-        """Codes as a pandas Categorical over this vocabulary."""
-        return pd.Categorical.from_codes(codes.astype(np.int32), categories=list(self.names))
+        """Codes as a pandas Categorical over this vocabulary (``codes`` must be codes of it:
+        they are not checked again)."""
+        dtype = pd.CategoricalDtype(categories=list(self.names))
+        return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
 Gauge = Callable[[], float | Mapping[str, float]]
+#: A pending watch dispatch of :meth:`Metrics.record_watch`.
+_WATCH_DTYPE = np.dtype(
+    [
+        ("pos", np.int64),
+        ("t_s", np.float64),
+        ("latency_s", np.float64),
+        ("resource", np.int64),
+        ("events", np.int64),
+    ]
+)
 
 
 class Metrics:
@@ -142,39 +159,49 @@ class Metrics:
             self._expand_watches()
         return self._requests
 
+    def request_buffer(self, *, expand_watches: bool = True) -> AppendBuffer:
+        """The request rows as codes (:attr:`requests`); ``expand_watches=False``: without
+        the rows of watch dispatches not yet expanded (:meth:`record_watch`)."""
+        return self.requests if expand_watches else self._requests
+
     def _expand_watches(self) -> None:
         """Merge the pending watch dispatches into the request rows, vectorised: dispatch
         ``j`` was recorded after ``pos[j]`` request rows, so its ``count[j]`` rows go there,
         in recording order (ties: the dispatch first, as it was recorded first)."""
         pend, self._watch = self._watch, []
-        pos, t, lat, res, count = (np.array(c) for c in zip(*pend, strict=True))
-        pos = pos.astype(np.int64)
-        count = count.astype(np.int64)
+        d = np.fromiter(pend, dtype=_WATCH_DTYPE, count=len(pend))
+        del pend
+        d = d[d["events"] > 0]
+        count = d["events"]
         old = self._requests
         n_req = len(old)
         total = n_req + int(count.sum())
         new = AppendBuffer({n: old._cols[n].dtype for n in old.names}, capacity=max(total, 1))
         new._n = total
-        # Watch row k (of all watch rows, in order) belongs to dispatch j(k) and lands at
-        # pos[j] + k; request row i lands at i + (watch rows of dispatches with pos <= i).
-        owner = np.repeat(np.arange(len(pos)), count)
-        w_idx = pos[owner] + np.arange(len(owner))
-        cum = np.cumsum(count)
-        before = np.searchsorted(pos, np.arange(n_req), side="right")
-        r_idx = np.arange(n_req) + np.where(before > 0, cum[np.maximum(before - 1, 0)], 0)
+        # The rows of dispatch j land at [start[j], start[j] + count[j]): after pos[j] request
+        # rows and the watch rows of the dispatches before it. Mark them with +1/-1 at the
+        # ends of each run (starts, and ends, are increasing: no index repeats in one write).
+        ends = np.cumsum(count)
+        start = d["pos"] + ends - count
+        edge = np.zeros(total + 1, np.int8)
+        edge[start] += 1
+        edge[start + count] -= 1
+        is_watch = np.cumsum(edge[:-1], dtype=np.int8).astype(bool)
+        del edge, start, ends
+        is_req = ~is_watch
         watch_cols = {
-            "t_s": t[owner],
-            "latency_s": lat[owner],
+            "t_s": np.repeat(d["t_s"], count),
+            "latency_s": np.repeat(d["latency_s"], count),
             "verb": self._watch_verb,
-            "resource": res[owner],
+            "resource": np.repeat(d["resource"], count),
             "scope": self._cluster_scope,
             "status": 200,
             "reason": self.reasons.code("ok"),
         }
         for name in old.names:
             col = new._cols[name]
-            col[r_idx] = old.column(name)
-            col[w_idx] = watch_cols[name]
+            col[is_req] = old.column(name)
+            col[is_watch] = watch_cols.pop(name)
         self._requests = new
 
     def record_watch(self, t_s: float, latency_s: float, resource: int, events: int) -> None:
@@ -182,7 +209,7 @@ class Metrics:
         by one job that ends at ``t_s`` after ``latency_s``: one row per event, ``watch``,
         ``cluster`` scope, status 200, ``ok``. Costs one tuple now; the rows are made once,
         vectorised, when :attr:`requests` is read."""
-        self._watch.append((len(self._requests), t_s, latency_s, resource, events))
+        self._watch.append((self._requests._n, t_s, latency_s, resource, events))
 
     def record_request(
         self,
@@ -238,8 +265,25 @@ class Metrics:
         reason: np.ndarray | int,
     ) -> None:
         """Many requests given as codes of this object's vocabularies (the hot path of a
-        mixed request group: one array per column, no string lookups)."""
-        self._requests.extend(t_s, latency_s, verb, resource, scope, status, reason)
+        mixed request group: one array per column, no string lookups); scalars broadcast."""
+        if not (isinstance(latency_s, np.ndarray) and latency_s.ndim == 1):
+            self._requests.extend(t_s, latency_s, verb, resource, scope, status, reason)
+            return
+        # AppendBuffer.extend unrolled: this runs once per finished request group.
+        b = self._requests
+        i = b._n
+        j = i + len(latency_s)
+        if j > b._cap:
+            b._grow(j)
+        a = b._arrays
+        a[0][i:j] = t_s
+        a[1][i:j] = latency_s
+        a[2][i:j] = verb
+        a[3][i:j] = resource
+        a[4][i:j] = scope
+        a[5][i:j] = status
+        a[6][i:j] = reason
+        b._n = j
 
     @property
     def has_pending_watches(self) -> bool:
@@ -251,12 +295,20 @@ class Metrics:
 
         ``expand_watches=False``: without the rows of watch dispatches not yet expanded
         (:meth:`record_watch`): only the API requests, when no watch row was read before."""
-        df = (self.requests if expand_watches else self._requests).to_frame()
-        df["verb"] = self.verbs.categorical(df["verb"].to_numpy())
-        df["resource"] = self.resources.categorical(df["resource"].to_numpy())
-        df["scope"] = self.scopes.categorical(df["scope"].to_numpy())
-        df["reason"] = self.reasons.categorical(df["reason"].to_numpy())
-        return df
+        col = self.request_buffer(expand_watches=expand_watches).column
+        # One copy of each column (the frame's own blocks; categorical codes are converted).
+        return pd.DataFrame(
+            {
+                "t_s": col("t_s"),
+                "latency_s": col("latency_s"),
+                "verb": self.verbs.categorical(col("verb")),
+                "resource": self.resources.categorical(col("resource")),
+                "scope": self.scopes.categorical(col("scope")),
+                "status": col("status"),
+                "reason": self.reasons.categorical(col("reason")),
+            },
+            copy=True,
+        )
 
     # -- time series ------------------------------------------------------------------------
 

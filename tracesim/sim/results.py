@@ -110,21 +110,25 @@ def build_result(
     ts = pd.DataFrame(out.samples, columns=list(SAMPLE_COLUMNS))
     tables: dict[str, pd.DataFrame] = {}
     if out.control is not None:
-        from .control_results import control_slo, control_tables
+        from .control_results import control_slo, control_tables, latency_by_request
 
         cp = out.control
         pods["seen_s"] = np.asarray(cp.seen_s, float)[idx]
         pods["running_s"] = np.asarray(cp.running_s, float)[idx]
         pods["startup_s"] = pods["running_s"] - pods["created_s"]
-        # The SLOs first, on the API requests alone, before the watch rows are expanded
-        # into the request table: the peak memory of each step does not add to the other's.
+        # The SLOs and the per-request latencies first, from the metrics buffers, before the
+        # request table copies them: the peak memory of each step does not add to the
+        # table's (the SLOs even run before the watch rows are expanded).
         slo = control_slo(cp, pods)
+        per_request = latency_by_request(cp.metrics)
         tables = control_tables(cp)
     summary = summarize(pods, ts, out, scheduler=scheduler, seed=seed, trace=trace)
     if out.control is not None:
         from .control_results import control_summary
 
-        summary["control_plane"] = control_summary(out.control, pods, tables, slo=slo)
+        summary["control_plane"] = control_summary(
+            out.control, pods, tables, slo=slo, per_request=per_request
+        )
     if extra:
         summary.update(extra)
     return ReplayResult(pods, ts, summary, tables)

@@ -177,8 +177,10 @@ def load_workload(
     if not dilation > 0:
         raise TracesimError("--dilation must be positive (2 = events twice as fast)")
     tr = open_trace(trace) if isinstance(trace, str) else trace
-    pods = tr.to_arrow(kinds=["Pod"], columns=POD_COLUMNS)
-    nodes = tr.to_arrow(kinds=["Node"], columns=NODE_COLUMNS)
+    # One pass for both kinds: the columns they share are decoded once.
+    tables = tr.to_arrow_by_kind({"Pod": POD_COLUMNS, "Node": NODE_COLUMNS})
+    pods, nodes = tables["Pod"], tables["Node"]
+    del tables
     first_us = []
     for t in (pods, nodes):
         if t.num_rows:
@@ -337,13 +339,16 @@ def _pod_keys(pods: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     order of first appearance) and the keys of the codes, computed in Arrow."""
     if pods.num_rows == 0:
         return np.zeros(0, np.int64), np.zeros(0, object)
-    none = pa.scalar("None", pa.string())  # how a missing part reads in f"{ns}/{name}"
-    ns_name = pc.binary_join_element_wise(
-        pc.fill_null(pods.column("namespace"), none),
-        pc.fill_null(pods.column("name"), none),
-        "/",
-    )
-    key = pc.coalesce(pods.column("uid"), ns_name).combine_chunks()
+    uid = pods.column("uid")
+    if uid.null_count:
+        none = pa.scalar("None", pa.string())  # how a missing part reads in f"{ns}/{name}"
+        ns_name = pc.binary_join_element_wise(
+            pc.fill_null(pods.column("namespace"), none),
+            pc.fill_null(pods.column("name"), none),
+            "/",
+        )
+        uid = pc.coalesce(uid, ns_name)
+    key = uid.combine_chunks()
     enc = pc.dictionary_encode(key)
     codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     return codes, np.asarray(enc.dictionary.to_numpy(zero_copy_only=False), dtype=object)
@@ -586,23 +591,32 @@ def load_trace_writes(
     if t.num_rows == 0:
         return empty
     skipped: dict[str, int] = {}
-    etype = _objs(t, "event_type")
-    keep = etype != "GAP"
+
+    def is_(column: str, values: tuple[str, ...]) -> np.ndarray:
+        # Compared in Arrow: no Python string per row (nulls match nothing).
+        hit = pc.is_in(t.column(column), value_set=pa.array(values, pa.string()))
+        return pc.fill_null(hit, False).to_numpy(zero_copy_only=False).astype(bool)
+
+    keep = ~is_("event_type", ("GAP",))
     _count(skipped, "gap_markers", int((~keep).sum()))
-    kind = _objs(t, "kind")
-    ns = _objs(t, "namespace")
+    deleted = is_("event_type", ("DELETED",))
+    # Kinds as codes into the dictionary of kind names (-1: null).
+    kind_enc = pc.dictionary_encode(t.column("kind")).combine_chunks()
+    kind = pc.fill_null(kind_enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    kind_dict = kind_enc.dictionary.to_pylist()
+    has_ns = pc.is_valid(t.column("namespace")).to_numpy(zero_copy_only=False).astype(bool)
     # One integer per object: kind|uid, or kind|namespace/name without a uid.
-    ns_name = pc.binary_join_element_wise(
-        pc.fill_null(t.column("namespace"), ""), pc.fill_null(t.column("name"), ""), "/"
-    )
-    full_key = pc.binary_join_element_wise(
-        t.column("kind"), pc.coalesce(t.column("uid"), ns_name), "|"
-    )
+    uid = t.column("uid")
+    if uid.null_count:
+        ns_name = pc.binary_join_element_wise(
+            pc.fill_null(t.column("namespace"), ""), pc.fill_null(t.column("name"), ""), "/"
+        )
+        uid = pc.coalesce(uid, ns_name)
+    full_key = pc.binary_join_element_wise(t.column("kind"), uid, "|")
     enc = pc.dictionary_encode(full_key).combine_chunks()
     codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     if has_detail:
-        detail = _objs(t, "detail")
-        sched = (kind == "Event") & np.isin(detail.astype(str), SCHEDULER_EVENT_REASONS)
+        sched = is_("kind", ("Event",)) & is_("detail", SCHEDULER_EVENT_REASONS)
         drop = np.isin(codes, np.unique(codes[sched]))
         _count(skipped, "scheduler_events", int((drop & keep).sum()))
         keep &= ~drop
@@ -612,15 +626,15 @@ def load_trace_writes(
     end = duration_s * dilation
     keep &= (t_s < end) if w1 is not None else (t_s <= end)
     rows = np.flatnonzero(keep)
-    codes, t_s, etype, kind = codes[rows], t_s[rows], etype[rows], kind[rows]
+    codes, t_s, deleted, kind = codes[rows], t_s[rows], deleted[rows], kind[rows]
     seq = _ints(t, "seq")[rows]
     sizes = _ints(t, "size_bytes")[rows].astype(float)
-    namespaced = ~pd.isna(ns[rows])
+    namespaced = has_ns[rows]
     order = np.lexsort((seq, t_s))
-    codes, t_s, etype, kind, sizes, namespaced = (
-        a[order] for a in (codes, t_s, etype, kind, sizes, namespaced)
+    codes, t_s, deleted, kind, sizes, namespaced = (
+        a[order] for a in (codes, t_s, deleted, kind, sizes, namespaced)
     )
-    op = np.where(etype == "DELETED", 2, 1).astype(np.int8)
+    op = np.where(deleted, 2, 1).astype(np.int8)
     # First row of each object creates it (LISTED, ADDED or a first MODIFIED).
     _, first = np.unique(codes, return_index=True)
     first_row = np.zeros(len(codes), bool)
@@ -648,9 +662,16 @@ def load_trace_writes(
             _, f = np.unique(codes[after], return_index=True)
             later_first[after[f]] = True
             op[later_first & (op != 2)] = 0
-    kind_codes, kind_names = _factorize(kind)
+    # Kind codes renumbered in order of first appearance (null: -1), as a factorisation of
+    # the kind names gives them.
+    known = kind >= 0
+    uniq, first = np.unique(kind[known], return_index=True)
+    seen = uniq[np.argsort(first)]
+    renumber = np.full(len(kind_dict) + 1, -1, np.int64)
+    renumber[seen] = np.arange(len(seen))
+    kind_codes = renumber[kind]  # -1 reads the last entry: -1
     return TraceWrites(
-        kinds=[str(k) for k in kind_names],
+        kinds=[str(kind_dict[k]) for k in seen.tolist()],
         kind=kind_codes[valid].astype(np.int16),
         t_s=np.maximum(t_s[valid], 0.0) / dilation,
         op=op[valid],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -158,6 +158,36 @@ class Trace:
             cols = filters.get("columns") or SCHEMA.names
             return SCHEMA.empty_table().select(list(cols))
         return pa.concat_tables(tables)
+
+    def to_arrow_by_kind(
+        self,
+        columns: Mapping[str, Sequence[str]],
+        *,
+        start: TimeLike = None,
+        end: TimeLike = None,
+    ) -> dict[str, pa.Table]:
+        """Kind -> its matching events with its own columns, read in one pass over the trace.
+
+        ``columns`` maps each kind to the columns to read for it. Each table equals
+        ``to_arrow(kinds=[kind], columns=columns[kind], start=start, end=end)``, but every
+        column is decoded once (Parquet decodes a column for all rows of a row group, so one
+        scan per kind would decode the shared columns once per kind)."""
+        union = list(dict.fromkeys(c for cols in columns.values() for c in cols))
+        if "kind" not in union:
+            union.append("kind")
+        kinds = list(columns)
+        found: dict[str, list[pa.Table]] = {k: [] for k in kinds}
+        for table in self.scan(kinds=kinds, start=start, end=end, columns=union):
+            which = pc.index_in(table.column("kind"), value_set=pa.array(kinds, pa.string()))
+            which = pc.fill_null(which, -1).to_numpy()
+            for i, k in enumerate(kinds):
+                rows = table.select(list(columns[k])).filter(pa.array(which == i))
+                if rows.num_rows:
+                    found[k].append(rows)
+        return {
+            k: pa.concat_tables(tables) if tables else SCHEMA.empty_table().select(list(columns[k]))
+            for k, tables in found.items()
+        }
 
     def events(self, *, categorical: bool = True, **filters: Any) -> pd.DataFrame:
         """Matching events as a pandas DataFrame (arguments as for :meth:`scan`).

@@ -1,0 +1,96 @@
+"""Loading a trace for the replay: object keys, skipped rows and kind codes of the trace's
+other writes (load_trace_writes), pods without a uid (load_workload)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from tracesim.sim.workload import POD_DELETE, load_trace_writes, load_workload
+from tracesim.trace.schema import SCHEMA
+from tracesim.trace.writer import TraceWriter
+
+T0_US = 1_767_600_000 * 1_000_000
+
+
+def write_trace(path: Path, rows: list[dict], rotate_s: float = 3600.0) -> Path:
+    rows = sorted(rows, key=lambda r: r["t"])
+    cols: dict[str, list] = {"ts": [T0_US + round(r["t"] * 1e6) for r in rows]}
+    for name in sorted({k for r in rows for k in r} - {"t"}):
+        cols[name] = [r.get(name) for r in rows]
+    table = pa.table(
+        {k: pa.array(v, pa.int64() if k == "ts" else SCHEMA.field(k).type) for k, v in cols.items()}
+    )
+    with TraceWriter(path, "synthetic", journal=False, rotate_s=rotate_s) as w:
+        w.write_table(table)
+    return path
+
+
+def row(t, kind, name, etype="ADDED", ns="default", uid="auto", **extra) -> dict:
+    uid = f"uid-{kind}-{name}" if uid == "auto" else uid
+    return {"t": t, "kind": kind, "event_type": etype, "namespace": ns, "name": name,
+            "uid": uid, "size_bytes": 1000, **extra}  # fmt: skip
+
+
+def node(t, name) -> dict:
+    return row(t, "Node", name, "LISTED", ns=None, alloc_cpu_milli=8000,
+               alloc_memory_bytes=32 << 30, alloc_pods=110, ready=True)  # fmt: skip
+
+
+def test_trace_writes_keys_kinds_and_skipped_rows(tmp_path: Path) -> None:
+    rows = [node(0, "n0")]
+    rows += [
+        row(1, "Secret", "s", uid=None),  # no uid: keyed by namespace/name
+        row(2, "ConfigMap", "cm"),
+        row(3, "Secret", "s", "MODIFIED", uid=None),
+        row(4, "ClusterRole", "admin", ns=None),  # cluster-scoped
+        row(5, "ConfigMap", "cm", "GAP"),
+        row(6, "Event", "sched", detail="Scheduled"),  # the scheduler's own Event: skipped
+        row(7, "Event", "sched", "MODIFIED", detail=None),  # the same object: skipped too
+        row(8, "Event", "other", detail="Pulled"),
+        row(9, "Secret", "s", "DELETED", uid=None),
+        row(10, "ConfigMap", "gone", "DELETED"),  # delete of an unknown object
+        row(11, "Lease", "n0", "MODIFIED", ns="kube-node-lease"),
+    ]
+    path = write_trace(tmp_path / "t", rows)
+    w = load_workload(str(path))
+    tw = load_trace_writes(str(path), start=w.start, duration_s=w.duration_s)
+    kinds = [tw.kinds[k] for k in tw.kind]
+    # Kinds are numbered in order of first appearance of the rows kept.
+    assert tw.kinds == ["Secret", "ConfigMap", "ClusterRole", "Event"]
+    assert kinds == ["Secret", "ConfigMap", "Secret", "ClusterRole", "Event", "Secret"]
+    assert tw.op.tolist() == [0, 0, 1, 0, 0, 2]
+    assert tw.key[0] == tw.key[2] == tw.key[5] and len(set(tw.key.tolist())) == 4
+    assert tw.namespaced.tolist() == [True, True, True, False, True, True]
+    assert tw.t_s.tolist() == [1.0, 2.0, 3.0, 4.0, 8.0, 9.0]
+    assert tw.skipped == {"gap_markers": 1, "scheduler_events": 2, "delete_of_unknown_object": 1}
+    # Without modelled heartbeats the trace's Node and Lease rows are writes too.
+    all_w = load_trace_writes(str(path), start=w.start, duration_s=w.duration_s,
+                              heartbeats_modelled=False)  # fmt: skip
+    assert all_w.kinds[:2] == ["Node", "Secret"] and "Lease" in all_w.kinds
+    assert len(all_w) == len(tw) + 2
+
+
+def test_pods_and_nodes_read_in_one_pass_across_parts(tmp_path: Path) -> None:
+    """A pod without a uid is one pod (keyed by namespace/name); nodes and pods come out the
+    same whether the trace is one Parquet part or many."""
+    rows = [node(0, f"n{i}") for i in range(3)]
+    rows += [row(1 + i, "Pod", f"p{i}", req_cpu_milli=100 * (i + 1)) for i in range(30)]
+    rows += [row(2.5, "Pod", "nouid", uid=None, req_cpu_milli=7), row(40, "Pod", "nouid",
+             "DELETED", uid=None)]  # fmt: skip
+    rows += [row(3.5, "ConfigMap", "cm"), node(35, "n3")]
+    one = load_workload(str(write_trace(tmp_path / "one", rows)))
+    many_path = write_trace(tmp_path / "many", rows, rotate_s=5.0)
+    assert len(list((many_path / "events").glob("*.parquet"))) > 3
+    many = load_workload(str(many_path))
+    for a, b in ((one, many),):
+        assert a.node_names == b.node_names == ["n0", "n1", "n2", "n3"]
+        assert a.uid.tolist() == b.uid.tolist()
+        assert a.cpu_milli.tolist() == b.cpu_milli.tolist()
+        assert np.array_equal(a.op_t_s, b.op_t_s) and np.array_equal(a.op, b.op)
+    assert one.n_pods == 31 and "default/nouid" in one.uid.tolist()
+    nouid = one.uid.tolist().index("default/nouid")
+    deletes = one.op_index[one.op == POD_DELETE]
+    assert deletes.tolist() == [nouid] and one.cpu_milli[nouid] == 7
