@@ -235,11 +235,22 @@ class ControlPlane:
         for i, s in enumerate(self._step_list):
             s.code = i
         e = self.etcd
-        self._st_verb = np.array([VERB_CODE[s.verb] for s in self._step_list], np.uint8)
-        self._st_res = np.array([api.resource_code(s.resource) for s in self._step_list], np.int64)
-        self._st_scope = np.array([SCOPE_CODE[s.scope] for s in self._step_list], np.uint8)
-        self._st_sop = np.array([etcd_mod.OPS[s.storage[0]] for s in self._step_list], np.int8)
-        self._st_kind = np.array([e.kind_code(s.storage[1]) for s in self._step_list], np.int64)
+        # Per step: verb, resource, scope, etcd op and etcd kind codes (one row per step:
+        # a wave's columns are one gather of its members' rows).
+        self._st_table = np.array(
+            [
+                (
+                    VERB_CODE[s.verb],
+                    api.resource_code(s.resource),
+                    SCOPE_CODE[s.scope],
+                    etcd_mod.OPS[s.storage[0]],
+                    e.kind_code(s.storage[1]),
+                )
+                for s in self._step_list
+            ],
+            np.int64,
+        )
+        self._pod_size_list = self.pod_sizes.tolist()
         self._levels: dict[str, list[_Step]] = {}
         for s in self._step_list:
             self._levels.setdefault(s.level, []).append(s)
@@ -247,11 +258,6 @@ class ControlPlane:
         self._t_creating: deque[tuple[float, int]] = deque()
         self._t_running: deque[tuple[float, int]] = deque()
         self._t_stopped: deque[tuple[float, int]] = deque()
-        self._timers = (
-            (self._t_creating, self._creating),
-            (self._t_running, self._running),
-            (self._t_stopped, self._stopped),
-        )
         # Client tokens granted in the future: (time, step code, tag), in grant order.
         self._granted: deque[tuple[float, int, int]] = deque()
         self._tick_no = 0
@@ -294,34 +300,32 @@ class ControlPlane:
 
     def _flush_lifecycle(self) -> None:
         """Submit the buffered pod requests: one group per priority level."""
+        ev_size = float(self.profile.workload.event_size_bytes)
+        pod_sizes = self._pod_size_list
         for level, steps in self._levels.items():
             parts = [s for s in steps if s.tags]
             if not parts:
                 continue
-            counts = [len(s.tags) for s in parts]
-            codes = np.repeat(np.array([s.code for s in parts], np.int64), counts)
+            code_list: list[int] = []
             tag_list: list[int] = []
+            size_list: list[float] = []
             for s in parts:
+                code_list += [s.code] * len(s.tags)
+                if s.event:
+                    size_list += [ev_size] * len(s.tags)
+                else:
+                    size_list += [pod_sizes[pod] for pod in s.tags]
                 tag_list += s.tags
                 s.tags = []
-            tags = np.asarray(tag_list, dtype=np.int64)
-            sizes = self.pod_sizes[np.maximum(tags, 0)] if len(self.pod_sizes) else None
-            ev_size = float(self.profile.workload.event_size_bytes)
-            if sizes is None:
-                sizes = np.full(len(tags), ev_size)
-            for s in parts:
-                if s.event:
-                    sizes[codes == s.code] = ev_size
+            codes = np.array(code_list, np.int64)
+            tags = np.array(tag_list, np.int64)
+            sizes = np.array(size_list)
             self.submitted += len(tags)
             flow = f"{level}-{self._tick_no % WAVE_FLOWS}"
             self._offer(
                 level,
                 flow,
-                self._st_verb[codes],
-                self._st_res[codes],
-                self._st_scope[codes],
-                self._st_sop[codes],
-                self._st_kind[codes],
+                *self._st_table[codes].T,
                 tags,
                 sizes,
                 lambda ct: self._lifecycle_handlers(*ct),
@@ -622,9 +626,28 @@ class ControlPlane:
         """One wave (see the module docstring)."""
         W = self.wave_s
         horizon = t + W / 2
-        for q, fn in self._timers:
+        # The fixed-delay timers due by the horizon (_creating, _running, _stopped inlined:
+        # hundreds of thousands of entries per simulated hour).
+        steps = self.steps
+        q = self._t_creating
+        if q and q[0][0] < horizon:
+            tags = steps["status_creating"].tags
             while q and q[0][0] < horizon:
-                fn(q.popleft()[1])
+                tags.append(q.popleft()[1])
+        q = self._t_running
+        if q and q[0][0] < horizon:
+            tags, state = steps["status_running"].tags, self.sim.state
+            while q and q[0][0] < horizon:
+                pod = q.popleft()[1]
+                if state[pod] == 3:  # still on its node
+                    tags.append(pod)
+        q = self._t_stopped
+        if q and q[0][0] < horizon:
+            final, remove = steps["status_final"].tags, steps["pod_remove"].tags
+            while q and q[0][0] < horizon:
+                pod = q.popleft()[1]
+                final.append(pod)
+                remove.append(pod)
         g = self._granted
         while g and g[0][0] <= t:
             _, step, tag = g.popleft()
