@@ -21,12 +21,13 @@ from tracesim.calibrate.fit import (
     FitResult,
     assign_roles,
     fit,
+    fit_reads,
     fit_spread,
     profile_text,
     write_profile,
 )
 from tracesim.calibrate.validate import compare, simulate_reads, simulate_writes
-from tracesim.calibrate.workload import ROOT, Calibration
+from tracesim.calibrate.workload import ROOT, Calibration, keep_rounds
 from tracesim.errors import TracesimError
 from tracesim.models.params import EtcdParams, Profile, load_profile
 
@@ -213,16 +214,21 @@ def test_profile_is_loadable_and_written_atomically(tmp_path):
 def test_spread_fit_recovers_the_cvs_of_a_model_etcd():
     # A model etcd with spread; given its other parameters, the p99/p50 fit finds the CVs:
     # the disk's from the single-client puts, the apply's from the saturated ones.
+    # The ~1 MB puts' per-byte work has its own, narrower spread.
     truth = _model_etcd(
         fsync_cv_ratio=1.2,
         batch_apply_cv_ratio=0.5,
+        byte_cv_ratio=0.15,
     )
     points = assign_roles(_synthetic_points(truth))
-    flat = dataclasses.replace(truth, fsync_cv_ratio=0.0, batch_apply_cv_ratio=0.0)
-    values, loss, evals = fit_spread(points, flat, max_evals=40)
-    assert loss < 0.05 and 0 < evals <= 45
+    flat = dataclasses.replace(
+        truth, fsync_cv_ratio=0.0, batch_apply_cv_ratio=0.0, byte_cv_ratio=-1.0
+    )
+    values, loss, evals = fit_spread(points, flat, max_evals=60)
+    assert loss < 0.05 and 0 < evals <= 130  # fitted with and without the byte spread
     assert values["fsync_cv_ratio"] == pytest.approx(1.2, rel=0.3)
     assert values["batch_apply_cv_ratio"] == pytest.approx(0.5, rel=0.4)
+    assert values["byte_cv_ratio"] < 0.5 * values["batch_apply_cv_ratio"]
     # The fitted spread predicts the held-out p99s of the model etcd.
     table = compare(dataclasses.replace(flat, **values), points)
     held = table[(table["role"] == "validate") & (table["phase"] == "write")]
@@ -231,6 +237,83 @@ def test_spread_fit_recovers_the_cvs_of_a_model_etcd():
     no_spread = compare(flat, points)
     miss = no_spread[(no_spread["role"] == "validate") & (no_spread["phase"] == "write")]
     assert miss["p99_ms_error"].abs().median() > held["p99_ms_error"].abs().median()
+
+
+@pytest.mark.slow
+def test_read_fit_finds_a_front_stage_where_the_gets_need_one():
+    # A model etcd whose gets pass a serial stage amortising its wakeups (their throughput
+    # rises gradually with reads in flight): the fit keeps a front stage, and it predicts the
+    # held-out levels (2 and 8 in flight) far better than the plain read path can.
+    truth = _model_etcd(
+        client_rtt_ms=0.1,
+        read_concurrency=1,
+        range_base_us=150.0,
+        range_us_per_object=15.0,
+        read_sharing="ps",
+        read_cv_ratio=0.4,
+        read_front_us=250.0,
+        read_wakeup_us=200.0,
+    )
+    points = assign_roles(_synthetic_points(truth))
+    values, notes = fit_reads(points, EtcdParams())
+    assert values["read_front_us"] + values["read_wakeup_us"] > 200.0, notes
+    assert any("front stage" in n for n in notes)
+    gets = points[(points["phase"] == "read") & (points["op"] == "get")]
+    fitted = compare(dataclasses.replace(EtcdParams(), **values), gets)
+    no_front = {k: v for k, v in values.items() if k not in ("read_front_us", "read_wakeup_us")}
+    plain_values, _ = fit_reads(points, EtcdParams(), front=False)
+    assert plain_values.keys() == no_front.keys()
+    plain = compare(dataclasses.replace(EtcdParams(), **plain_values), gets)
+    for tab in (fitted, plain):
+        tab["worst"] = tab[[c for c in tab.columns if c.endswith("_error")]].abs().max(axis=1)
+    held = fitted["role"] == "validate"
+    assert fitted[held]["worst"].max() < 0.15, fitted
+    assert fitted[held]["worst"].mean() < 0.6 * plain[held]["worst"].mean()
+
+
+@pytest.mark.slow
+def test_read_fit_finds_the_cpu_of_linearizable_reads():
+    truth = _model_etcd(
+        read_concurrency=1,
+        range_base_us=200.0,
+        range_us_per_object=15.0,
+        read_sharing="ps",
+        read_cv_ratio=0.5,
+        read_index_us=80.0,
+    )
+    points = assign_roles(_synthetic_points(truth))
+    values, notes = fit_reads(points, EtcdParams(), front=False)
+    # The grid's step near the truth is 10% of the ~215 us get service time.
+    assert values["read_index_us"] == pytest.approx(80.0, abs=25.0), notes
+    assert values["peer_rtt_ms"] == pytest.approx(0.1, abs=0.03)
+    lin = points[(points["consistency"] == "linearizable") & (points["op"] == "get")]
+    table = compare(dataclasses.replace(EtcdParams(), **values), lin)
+    held = table[table["role"] == "validate"]
+    assert (held["throughput_per_s_error"].abs() < 0.1).all(), held
+
+
+@pytest.mark.slow
+def test_read_fit_keeps_no_front_stage_for_a_plain_model_etcd():
+    truth = _model_etcd(
+        read_concurrency=1, range_base_us=200.0, read_sharing="ps", read_cv_ratio=0.5
+    )
+    points = assign_roles(_synthetic_points(truth))
+    values, _notes = fit_reads(points, EtcdParams())
+    for key in ("read_front_us", "read_wakeup_us", "read_index_us"):
+        assert values.get(key, 0.0) == 0.0, key
+
+
+def test_disturbed_rounds_are_dropped_and_the_rest_pooled():
+    def rnd(n: int, elapsed: float) -> tuple[np.ndarray, float, int]:
+        return np.full(n, 1e-3), elapsed, 0
+
+    # Three rounds of 1 s: 1,000, 980 and 600 requests: the slow one is dropped.
+    assert keep_rounds([rnd(1000, 1), rnd(980, 1), rnd(600, 1)], 0.1) == [True, True, False]
+    # Within the tolerance all are kept; with fewer than three there is no majority.
+    assert keep_rounds([rnd(1000, 1), rnd(950, 1), rnd(920, 1)], 0.1) == [True] * 3
+    assert keep_rounds([rnd(1000, 1), rnd(100, 1)], 0.1) == [True, True]
+    # The median round always stays, however the others fare.
+    assert keep_rounds([rnd(100, 1), rnd(1000, 1), rnd(5000, 1)], 0.1) == [False, True, True]
 
 
 def test_spread_fit_without_p50_keeps_the_defaults():
@@ -267,6 +350,9 @@ def test_replay_accepts_a_calibrated_profile(tmp_path, capsys):
         "read_concurrency": 1,
         "read_sharing": "ps",
         "read_cv_ratio": 0.5,
+        "read_front_us": 250.0,
+        "read_wakeup_us": 60.0,
+        "byte_cv_ratio": 0.3,
     }
     prof = write_profile(tmp_path / "etcd-here.toml", profile_text(_fitted(values), {}))
     out = tmp_path / "replay"
@@ -276,6 +362,7 @@ def test_replay_accepts_a_calibrated_profile(tmp_path, capsys):
     assert summary["profile"] == "etcd-here"
     assert summary["parameters"]["etcd"]["fsync_cv_ratio"] == 1.2
     assert summary["parameters"]["etcd"]["read_sharing"] == "ps"
+    assert summary["parameters"]["etcd"]["read_front_us"] == 250.0
     assert summary["parameters"]["apiserver"]["storage_size_ratio"] == 0.5  # from `current`
     etcd = pd.read_parquet(out / "etcd.parquet")
     assert etcd["revision"].iloc[-1] > etcd["revision"].iloc[0]  # writes went through etcd
@@ -324,7 +411,12 @@ def test_tiny_calibration_writes_profile_and_report_and_cleans_up(etcd, tmp_path
     assert m["db_size_after_compaction_bytes"] >= m["db_in_use_after_compaction_bytes"]
     assert m["db_size_after_defrag_bytes"] < m["db_size_before_bytes"]
     samples = pd.read_parquet(report / "samples.parquet")
-    assert len(samples) == pts["requests"].sum()
+    assert samples["kept"].sum() == pts["requests"].sum()
+    # Write and read points were measured in rounds (the tiny plan: 2, both kept).
+    measured = pts[pts["phase"].isin(["write", "read"])]
+    assert (measured["rounds"] == Plan.tiny().rounds).all()
+    assert (measured["rounds_kept"] == measured["rounds"]).all()
+    assert set(samples["round"]) == set(range(Plan.tiny().rounds))
     assert _run(_all_keys(etcd.url)) == 0
 
 

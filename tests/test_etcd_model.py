@@ -514,6 +514,207 @@ def test_ps_tail_persists_under_load_where_a_fifo_queue_averages_it_out():
     assert ratios["fcfs"] < 1.4 < 2.0 < ratios["ps"]
 
 
+def _puts_of(size_bytes: float, n: int, seed: int = 0, **params) -> np.ndarray:
+    """Latencies (s) of ``n`` back-to-back puts of ``size_bytes`` by one client."""
+    env = simpy.Environment()
+    p = dataclasses.replace(EtcdParams(), quota_bytes=2**50, **params)  # history of GBs
+    etcd = EtcdModel(env, p, np.random.default_rng(seed))
+    etcd.preload("kv", [0], size_bytes)
+    lats: list[float] = []
+
+    def client():
+        for _ in range(n):
+            res = yield etcd.write("update", "kv", 0, size_bytes)
+            assert res.ok
+            lats.append(res.latency_s)
+
+    env.process(client())
+    env.run()
+    return np.asarray(lats)
+
+
+def test_byte_spread_default_shares_the_apply_multiplier():
+    # byte_cv_ratio < 0 (the default): the per-byte work takes the apply multiplier, exactly
+    # as before the parameter existed: setting batch_apply_cv_ratio alone widens 1 MB puts.
+    kw = dict(fsync_cv_ratio=0.5, batch_apply_cv_ratio=0.8, ns_per_byte=20.0)
+    shared = _puts_of(1e6, 400, **kw)
+    assert EtcdParams().byte_cv_ratio < 0
+    np.testing.assert_array_equal(shared, _puts_of(1e6, 400, byte_cv_ratio=-1.0, **kw))
+    assert np.percentile(shared, 99) / np.median(shared) > 2.0
+
+
+def test_byte_spread_narrows_large_puts_and_leaves_small_ones_alike():
+    kw = dict(fsync_cv_ratio=0.5, batch_apply_cv_ratio=0.8, ns_per_byte=20.0)
+
+    def ratio(lat: np.ndarray) -> float:
+        return float(np.percentile(lat, 99) / np.median(lat))
+
+    # 1 MB puts: 20 ms of per-byte work per batch, the rest under 2 ms. Its own, smaller
+    # spread narrows their tail; the mean stays (mean-1 multipliers).
+    shared, own = _puts_of(1e6, 2000, **kw), _puts_of(1e6, 2000, byte_cv_ratio=0.1, **kw)
+    assert ratio(own) < 1.4 < 2.0 < ratio(shared)
+    assert own.mean() == pytest.approx(shared.mean(), rel=0.05)
+    # 400 B puts: 8 us of per-byte work; the byte spread hardly matters.
+    small = _puts_of(400, 2000, **kw)
+    small_own = _puts_of(400, 2000, byte_cv_ratio=0.1, **kw)
+    assert ratio(small_own) == pytest.approx(ratio(small), rel=0.15)
+    # Zero CVs everywhere but a byte spread: only the large puts vary.
+    only = _puts_of(1e6, 500, byte_cv_ratio=0.5, ns_per_byte=20.0)
+    assert ratio(only) > 1.5
+    flat = _puts_of(400, 50, byte_cv_ratio=0.5, ns_per_byte=0.0)
+    assert flat.std() < 1e-12
+
+
+def _large_puts(clients: int, n: int, **params) -> np.ndarray:
+    """Latencies (s) of ``clients`` closed-loop 1 MB puts, ``n`` each (own keys)."""
+    env = simpy.Environment()
+    p = dataclasses.replace(EtcdParams(), quota_bytes=2**50, **params)  # history of GBs
+    etcd = EtcdModel(env, p, np.random.default_rng(2))
+    etcd.preload("kv", list(range(clients)), 1e6)
+    lats: list[float] = []
+
+    def client(i):
+        for _ in range(n):
+            res = yield etcd.write("update", "kv", i, 1e6)
+            assert res.ok
+            lats.append(res.latency_s)
+
+    for i in range(clients):
+        env.process(client(i))
+    env.run()
+    return np.asarray(lats)
+
+
+def test_own_byte_spread_is_per_request_so_batches_of_large_puts_narrow():
+    # Each member's per-byte work varies on its own: a batch of 8 x 1 MB has CV 0.6 / sqrt(8),
+    # so the p99/p50 of 8 puts in flight is well below that of one; with the per-byte work on
+    # the batch's apply multiplier (the default), batching does not narrow it.
+    kw = dict(fsync_ms=0.1, ns_per_byte=20.0, apply_us_per_request=1.0)
+
+    def ratio(lat: np.ndarray) -> float:
+        return float(np.percentile(lat, 99) / np.median(lat))
+
+    own = dict(kw, byte_cv_ratio=0.6)
+    one, eight = ratio(_large_puts(1, 1500, **own)), ratio(_large_puts(8, 300, **own))
+    assert eight < 2.0 < 3.0 < one
+    shared = dict(kw, batch_apply_cv_ratio=0.6)
+    assert ratio(_large_puts(8, 300, **shared)) > 3.0
+
+
+def _gets_closed_loop(p: EtcdParams, clients: int, n: int) -> tuple[float, float]:
+    """(throughput /s, mean latency s) of ``clients`` closed-loop serializable gets, ``n``
+    each, after one untimed get per client."""
+    env = simpy.Environment()
+    etcd = EtcdModel(env, p, np.random.default_rng(0))
+    lat: list[float] = []
+    t0 = {}
+
+    def client():
+        yield etcd.range(1, 0, linearizable=False)
+        t0.setdefault("t", env.now)
+        for _ in range(n):
+            lat.append((yield etcd.range(1, 0, linearizable=False)).latency_s)
+
+    for _ in range(clients):
+        env.process(client())
+    env.run()
+    return len(lat) / (env.now - t0["t"]), float(np.mean(lat))
+
+
+def test_read_front_stage_amortises_its_wakeup_over_the_reads_taken_together():
+    # Reads: 50 us RTT, a front stage of 100 us per wakeup + 200 us per read, then a 50 us
+    # read service on 8 workers (never the bottleneck).
+    p = dataclasses.replace(
+        EtcdParams(),
+        client_rtt_ms=0.05,
+        range_base_us=50.0,
+        range_us_per_object=0.0,
+        range_ns_per_byte=0.0,
+        read_front_us=200.0,
+        read_wakeup_us=100.0,
+    )
+    x1, lat1 = _gets_closed_loop(p, 1, 300)
+    assert lat1 == pytest.approx((50 + 100 + 200 + 50) / 1e6)  # every stage once
+    # 16 in flight: the wakeup is shared by the reads waiting together, so the throughput
+    # approaches 1 / (per-read cost) = 5,000/s, above the 1 / (wakeup + per-read) = 3,333/s
+    # a wakeup per read would allow.
+    x16, _ = _gets_closed_loop(p, 16, 100)
+    assert 1e6 / 300 * 1.25 < x16 < 1e6 / 200
+    # The gradual rise the stage exists for: throughput still grows from 4 to 16 in flight.
+    x4, _ = _gets_closed_loop(p, 4, 100)
+    assert x1 < x4 < x16 and x16 > 1.05 * x4
+    # Without the stage (both 0, the default) reads are as before: RTT + service.
+    plain = dataclasses.replace(p, read_front_us=0.0, read_wakeup_us=0.0)
+    assert EtcdModel(simpy.Environment(), plain).read_front is None
+    assert _gets_closed_loop(plain, 1, 10)[1] == pytest.approx(100e-6)
+
+
+def test_linearizable_reads_cost_read_index_cpu_on_the_workers():
+    p = dataclasses.replace(
+        EtcdParams(),
+        client_rtt_ms=0.1,
+        peer_rtt_ms=0.05,
+        range_base_us=200.0,
+        range_us_per_object=0.0,
+        range_ns_per_byte=0.0,
+        read_concurrency=1,
+        read_sharing="ps",
+        read_index_us=100.0,
+    )
+
+    def gets(p: EtcdParams, clients: int, lin: bool) -> tuple[float, float]:
+        env = simpy.Environment()
+        etcd = EtcdModel(env, p)
+        lat: list[float] = []
+
+        def client():
+            for _ in range(200):
+                lat.append((yield etcd.range(1, 0, linearizable=lin)).latency_s)
+
+        for _ in range(clients):
+            env.process(client())
+        env.run()
+        return len(lat) / env.now, float(np.mean(lat))
+
+    # One client: RTT + read-index round + service + its CPU; serializable reads unchanged.
+    assert gets(p, 1, True)[1] == pytest.approx((100 + 50 + 200 + 100) / 1e6)
+    assert gets(p, 1, False)[1] == pytest.approx((100 + 200) / 1e6)
+    # Saturated: linearizable reads share the worker at 300 us each, serializable at 200 us.
+    assert gets(p, 32, True)[0] == pytest.approx(1e6 / 300, rel=0.02)
+    assert gets(p, 32, False)[0] == pytest.approx(1e6 / 200, rel=0.02)
+    # 0 (the default): the read-index round is only a delay.
+    plain = dataclasses.replace(p, read_index_us=0.0)
+    assert gets(plain, 32, True)[0] == pytest.approx(1e6 / 200, rel=0.04)
+
+
+def test_wakeup_server_without_wakeup_cost_is_a_fifo_single_server():
+    from tracesim.models.etcd import WakeupServer
+    from tracesim.models.queueing import FcfsServer
+
+    rng = np.random.default_rng(4)
+    arrivals = np.cumsum(rng.exponential(1e-3, 200))
+    services = rng.exponential(0.9e-3, 200)
+
+    def run(make):
+        env = simpy.Environment()
+        server = make(env)
+        done = np.zeros(len(arrivals))
+
+        def arrive(i):
+            server.submit(services[i], lambda _w, i=i: done.__setitem__(i, env.now))
+
+        for i, t in enumerate(arrivals):
+            env.timeout(t).callbacks.append(lambda _e, i=i: arrive(i))
+        env.run()
+        return done, server
+
+    fifo, _ = run(lambda env: FcfsServer(env, 1))
+    wake, server = run(lambda env: WakeupServer(env, 0.0))
+    np.testing.assert_allclose(wake, fifo, rtol=0, atol=1e-12)
+    assert server.completed == 200 and server.wakeups < 200  # some jobs were taken together
+    assert server.busy_area_s() == pytest.approx(services.sum())
+
+
 _WRITE = st.tuples(
     st.sampled_from(["create", "update", "delete"]),
     st.sampled_from(["pods", "events", "leases"]),

@@ -79,7 +79,8 @@ def calibrate_etcd(
     """Measure the etcd at ``endpoint``, fit, validate; write the profile TOML to ``out``.
 
     The report directory (:func:`report_dir_for`) gets ``points.parquet`` (one row per measured
-    point, with its ``role``: fit / validate), ``samples.parquet`` (one latency per request, ms),
+    point, with its ``role``: fit / validate, and its rounds), ``samples.parquet`` (one latency
+    per request, ms, with its round and whether the round was kept),
     ``validation.parquet`` (measured vs predicted), ``calibration.json`` (maintenance phase,
     fitted values, run info) and ``validation.png``. Raises
     :class:`~tracesim.errors.TracesimError` for bad input; then no profile is written.

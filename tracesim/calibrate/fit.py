@@ -16,7 +16,18 @@ units):
   replay of the fitted serializable get levels (every replay seeded 0). The knee between the
   single-client and saturated gets and the tails tell the candidates apart: under FIFO
   workers a read's p99/p50 shrinks as reads queue (a queue sums many services), under
-  processor sharing it stays that of one service, as measured.
+  processor sharing it stays that of one service, as measured. Last, the **front stage**
+  (``read_front_us`` per read, ``read_wakeup_us`` per wakeup of a serial stage in front of
+  the workers, :class:`~tracesim.models.etcd.WakeupServer`): Nelder-Mead in log space over
+  the wakeup, per-read front and worker service times and ``read_cv_ratio`` (the client RTT
+  takes what is left of the single-client latency) from two starts, kept only if it brings
+  the loss below :data:`FRONT_MIN_GAIN` of the plain path's. A measured get throughput that
+  rises ~25% per doubling from 1 to 16 in flight is what two stages in tandem, one amortising
+  its wakeups over the reads taken together, produce; one station behind a fixed delay
+  saturates by 2-4 in flight. Then ``read_index_us`` (a linearizable read's extra CPU on
+  the workers; a grid over fractions of the get's service time, ``peer_rtt_ms`` taking the
+  rest of the single-client difference) from the fit linearizable gets, kept if it brings
+  their loss below :data:`READ_INDEX_MIN_GAIN` of the loss without it.
 - **writes** (simulation): ``fsync_ms``, ``apply_us_per_request``, ``ns_per_byte`` and
   ``backend_commit_ms`` minimise the squared log errors of mean latency and throughput of the
   model's replay of the write points used for fitting, by Nelder-Mead in log space from a
@@ -27,8 +38,11 @@ units):
   the p99/p50 ratio of the same replays (Nelder-Mead in log space, common random numbers:
   every replay uses seed 0). The single-client puts (one put per batch, the fsync a large part
   of it) mostly see ``fsync_cv_ratio``; the saturated ones (the apply work dominating)
-  ``batch_apply_cv_ratio``. The mean fit is then repeated with the spread in place, from its
-  previous optimum.
+  ``batch_apply_cv_ratio``. With ~1 MB puts among the fit points the spread is fitted twice,
+  with ``byte_cv_ratio`` (the per-byte work's own, per-request multiplier, seen mostly by the
+  1 MB puts) and without it (the per-byte work on the batch's apply multiplier), and the
+  lower loss wins. The mean fit is then repeated with the spread in place, from its previous
+  optimum.
 - **maintenance** (closed form): ``compaction_us_per_revision`` from the compaction's duration,
   ``defrag_s_per_gib`` from the defragmentation's duration and the file size it rewrote.
 
@@ -64,11 +78,25 @@ WEIGHTS = {"mean_ms": 1.0, "throughput_per_s": 1.0}
 #: Service-time spreads fitted to the p99/p50 ratios, and their bounds (CV, ratio).
 SPREAD_KEYS = ("fsync_cv_ratio", "batch_apply_cv_ratio")
 SPREAD_BOUNDS = (0.01, 4.0)
+#: The per-byte work's own spread (``byte_cv_ratio``) is fitted too when the fit points
+#: include puts at least this large (where the per-byte work is most of a batch).
+BYTE_SPREAD_MIN_BYTES = 100_000
 #: Read fit: candidate spreads (CV) of a read's service time (0 first: no spread), the most
 #: workers tried, and the requests per replay of a fit get (enough for a p99).
 READ_CV_GRID = (0.0, 0.1, 0.2, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0)
 READ_MAX_WORKERS = 8
 READ_REPLAY_REQUESTS = 400
+#: Read fit with a serial front stage: Nelder-Mead evaluations, and the fraction of the plain
+#: read path's loss it must reach to be kept (two more parameters must earn their place).
+READ_FRONT_EVALS = 300
+FRONT_MIN_GAIN = 0.7
+#: Linearizable reads' extra CPU: candidates as multiples of the get's service time, and the
+#: fraction of the loss without it that the best must reach to be kept.
+READ_INDEX_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 1.0)
+READ_INDEX_MIN_GAIN = 0.8
+#: A fitted front stage costing less than this share of the saturated per-read time is not
+#: kept: it changes nothing a replay would notice.
+FRONT_MIN_SHARE = 0.05
 #: Lower bounds (units of the parameter) so a parameter the data cannot see stays sane.
 FLOORS = {
     "fsync_ms": 0.01,
@@ -163,8 +191,11 @@ def _first(points: pd.DataFrame, **eq: Any) -> pd.Series | None:
     return None if sel.empty else sel.sort_values("concurrency").iloc[0]
 
 
-def fit_reads(points: pd.DataFrame, base: EtcdParams) -> tuple[dict[str, Any], list[str]]:
-    """Closed-form read parameters (see the module docstring); (values, notes)."""
+def fit_reads(
+    points: pd.DataFrame, base: EtcdParams, *, front: bool = True
+) -> tuple[dict[str, Any], list[str]]:
+    """Read parameters (see the module docstring); (values, notes). ``front``: also try the
+    read path with a serial front stage (``read_front_us``, ``read_wakeup_us``)."""
     notes: list[str] = []
     fit = points[(points["phase"] == "read") & (points["role"] == "fit")]
     gets = fit[(fit["op"] == "get") & (fit["consistency"] == "serializable")]
@@ -197,15 +228,18 @@ def fit_reads(points: pd.DataFrame, base: EtcdParams) -> tuple[dict[str, Any], l
     per_key_us = slope_s * 1e6
     per_object_us = max(0.0, per_key_us - vbytes * base.range_ns_per_byte / 1e3)
 
+    def fixed_us(_values: dict[str, Any] | None = None) -> float:
+        # The per-key part of a one-key get's service time (the rest is range_base_us).
+        return per_object_us + vbytes * base.range_ns_per_byte / 1e3
+
     def values_for(workers: int) -> dict[str, float]:
         # Workers w and service s satisfy s = w / X_sat; the rest of the get latency is RTT.
         service_s = workers / x_sat
-        fixed_us = per_object_us + vbytes * base.range_ns_per_byte / 1e3
         return {
             "client_rtt_ms": max(0.01, (lat1_s - service_s) * 1e3),
             "peer_rtt_ms": peer_ms,
             "read_concurrency": workers,
-            "range_base_us": max(0.0, service_s * 1e6 - fixed_us),
+            "range_base_us": max(0.0, service_s * 1e6 - fixed_us()),
             "range_us_per_object": float(per_object_us),
         }
 
@@ -272,7 +306,132 @@ def fit_reads(points: pd.DataFrame, base: EtcdParams) -> tuple[dict[str, Any], l
     values: dict[str, Any] = values_for(workers)
     values["read_sharing"] = sharing
     values["read_cv_ratio"] = float(cv)
+    if front and has_p50 and len(rows) >= 3:
+        staged = _fit_read_front(rows, base, values, err, lat1_s, x_sat, fixed_us(values), loss_of)
+        if staged is not None:
+            values, front_err = staged
+            notes.append(
+                f"reads: serial front stage {values['read_front_us']:.0f} us/read + "
+                f"{values['read_wakeup_us']:.0f} us/wakeup before {values['read_sharing']} "
+                f"over {values['read_concurrency']} worker(s) (loss {front_err:.3g} vs {err:.3g} "
+                "without)"
+            )
+    lin_rows = [
+        row
+        for _, row in fit[(fit["op"] == "get") & (fit["consistency"] == "linearizable")]
+        .sort_values("concurrency")
+        .iterrows()
+    ]
+    if has_p50 and len(lin_rows) >= 2 and int(lin_rows[0]["concurrency"]) == 1:
+        extra = _fit_read_index(lin_rows, base, values, lat1_s)
+        if extra is not None:
+            values, note = extra
+            notes.append(note)
     return values, notes
+
+
+def _fit_read_index(
+    rows: list[pd.Series], base: EtcdParams, values: dict[str, Any], lat1_s: float
+) -> tuple[dict[str, Any], str] | None:
+    """``read_index_us`` (CPU of a linearizable read's read-index round on the read workers)
+    from the fit linearizable gets: a grid over multiples of the get's service time, each
+    with ``peer_rtt_ms`` = single-client linearizable - serializable latency - that CPU,
+    minimising the squared log errors of their mean, p99 and throughput; kept if it beats
+    ``read_index_us`` 0 by :data:`READ_INDEX_MIN_GAIN`. Returns (values, note) or None."""
+    diff_s = max(0.0, float(rows[0]["mean_ms"]) / 1e3 - lat1_s)
+    service_us = float(values["range_base_us"]) + float(values["range_us_per_object"])
+
+    def trial(extra_us: float) -> EtcdParams:
+        peer_ms = max(0.0, diff_s * 1e3 - extra_us / 1e3)
+        return dataclasses.replace(
+            base, **{**values, "read_index_us": extra_us, "peer_rtt_ms": peer_ms}
+        )
+
+    def loss(extra_us: float) -> float:
+        p = trial(extra_us)
+        err = 0.0
+        for row in rows:
+            sim = simulate_point(p, row, READ_REPLAY_REQUESTS)
+            for metric in ("mean_ms", "p99_ms", "throughput_per_s"):
+                err += math.log(getattr(sim, metric) / float(row[metric])) ** 2
+        return err / len(rows)
+
+    grid = [f * service_us for f in READ_INDEX_GRID]
+    losses = [loss(x) for x in grid]
+    best = int(np.argmin(losses))
+    if best == 0 or losses[best] > READ_INDEX_MIN_GAIN * losses[0]:
+        return None
+    p = trial(grid[best])
+    note = (
+        f"reads: linearizable reads cost {grid[best]:.0f} us more on the read workers, "
+        f"peer_rtt_ms {p.peer_rtt_ms:.3g} (loss {losses[best]:.3g} vs {losses[0]:.3g} without, "
+        f"over {len(rows)} fit linearizable gets)"
+    )
+    return {**values, "read_index_us": grid[best], "peer_rtt_ms": p.peer_rtt_ms}, note
+
+
+def _fit_read_front(
+    rows: list[pd.Series],
+    base: EtcdParams,
+    plain: dict[str, Any],
+    plain_err: float,
+    lat1_s: float,
+    x_sat: float,
+    fixed_us: float,
+    loss_of: Callable[[EtcdParams], float],
+) -> tuple[dict[str, Any], float] | None:
+    """The read path with a serial front stage (``read_front_us`` per read,
+    ``read_wakeup_us`` per wakeup; :class:`~tracesim.models.etcd.WakeupServer`) before the
+    read workers: Nelder-Mead in log space over the wakeup, per-read front and worker service
+    times and ``read_cv_ratio``, the client RTT taking what is left of the single-client get
+    latency, for the sharing and worker count of the plain fit. Returns (values, loss) if it
+    beats the plain read path's loss ``plain_err`` by :data:`FRONT_MIN_GAIN`, else None (a
+    parameter the data does not need stays 0)."""
+    workers = int(plain["read_concurrency"])
+    bottleneck_s = 1.0 / x_sat
+    peer = float(plain["peer_rtt_ms"])
+
+    def values_of(x: np.ndarray) -> tuple[dict[str, Any], float]:
+        wake_s, front_s, service_s = np.exp(x[:3]) / 1e6
+        rtt_s = lat1_s - wake_s - front_s - service_s
+        vals = dict(plain)
+        vals.update(
+            client_rtt_ms=max(0.01, rtt_s * 1e3),
+            peer_rtt_ms=peer,
+            read_wakeup_us=float(wake_s * 1e6),
+            read_front_us=float(front_s * 1e6),
+            range_base_us=max(0.0, float(service_s * 1e6) - fixed_us),
+            read_cv_ratio=float(np.clip(np.exp(x[3]), 0.01, 4.0)),
+        )
+        return vals, rtt_s
+
+    def loss(x: np.ndarray) -> float:
+        vals, rtt_s = values_of(x)
+        if rtt_s < 1e-5:  # the stages cannot take more than the single-client latency
+            return 100.0 + (1e-5 - rtt_s) * 1e5
+        return loss_of(dataclasses.replace(base, **vals))
+
+    cv0 = max(0.1, float(plain["read_cv_ratio"]))
+    service_us = float(plain["range_base_us"]) + fixed_us
+    # Two starts: a front stage as costly as the bottleneck, and the plain read path with a
+    # token front stage (so the search can only improve on the plain fit); the better wins.
+    b_us = bottleneck_s * 1e6
+    starts = ([0.3 * b_us, 0.9 * b_us, 0.5 * workers * b_us], [2.0, 2.0, service_us])
+    x, err = np.log([*starts[0], cv0]), math.inf
+    for start in starts:
+        xs, e, _evals = _nelder_mead(
+            loss, np.log([*start, cv0]), step=0.4, max_evals=READ_FRONT_EVALS // 2
+        )
+        if e < err:
+            x, err = xs, e
+    if err > FRONT_MIN_GAIN * plain_err:
+        return None
+    vals = values_of(x)[0]
+    if vals["read_front_us"] + vals["read_wakeup_us"] < FRONT_MIN_SHARE * b_us:
+        # A token stage: what improved the loss is the workers' service time and spread
+        # moving off the saturated throughput, not a stage; keep the plain fit.
+        return None
+    return vals, err
 
 
 def _start_writes(points: pd.DataFrame, rtt_ms: float, peer_ms: float) -> dict[str, float]:
@@ -368,12 +527,16 @@ def fit_spread(
     *,
     max_evals: int = 40,
     max_requests: int = 800,
+    own_bytes: bool | None = None,
 ) -> tuple[dict[str, float], float, int]:
     """Simulation fit of :data:`SPREAD_KEYS` to the measured p99/p50 ratios of the ``fit``
     write points (squared log errors, Nelder-Mead in log space). ``base`` carries the fitted
     means. The ratio, not p99 itself, so that a point whose mean the model misses (a noisy
-    point on a shared machine) still informs the spread. Returns (values, loss, evaluations);
-    empty values if the points have no ``p50_ms``.
+    point on a shared machine) still informs the spread. ``own_bytes``: fit
+    ``byte_cv_ratio`` too (the per-byte work's own, per-request spread) or not (it takes the
+    batch's apply multiplier); None: both when the fit points include ~1 MB puts, keeping
+    the one with the lower loss (same points, same weights). Returns (values, loss,
+    evaluations); empty values if the points have no ``p50_ms``.
     """
     fit = points[(points["phase"] == "write") & (points["role"] == "fit")]
     if "p50_ms" not in fit:
@@ -382,14 +545,34 @@ def fit_spread(
     if fit.empty:
         return {}, float("nan"), 0
     rows = [row for _, row in fit.iterrows()]
+    has_large = bool(
+        (fit["value_bytes"] >= BYTE_SPREAD_MIN_BYTES).any() and fit["value_bytes"].nunique() > 1
+    )
+    if own_bytes is None:
+        shared = fit_spread(
+            points, base, max_evals=max_evals, max_requests=max_requests, own_bytes=False
+        )
+        if not has_large:
+            return shared
+        own = fit_spread(
+            points, base, max_evals=max_evals, max_requests=max_requests, own_bytes=True
+        )
+        best = own if own[1] < shared[1] else shared
+        return best[0], best[1], shared[2] + own[2]
+    keys = (*SPREAD_KEYS, "byte_cv_ratio") if own_bytes and has_large else SPREAD_KEYS
     measured = np.array([math.log(float(r["p99_ms"]) / float(r["p50_ms"])) for r in rows])
     # A point's p99 is only as good as its sample: weight by how many requests lie above it.
     weights = np.array([min(1.0, float(r["requests"]) / 1000) for r in rows])
+    if has_large:
+        # The large puts are the only points that see the per-byte spread: keep them in the
+        # fit despite their small samples (a few dozen puts each).
+        large = np.array([float(r["value_bytes"]) >= BYTE_SPREAD_MIN_BYTES for r in rows])
+        weights[large] = np.maximum(weights[large], 0.5)
 
     def params_of(x: np.ndarray) -> EtcdParams:
         vals = {
             k: float(np.clip(np.exp(v), SPREAD_BOUNDS[0], SPREAD_BOUNDS[1]))
-            for k, v in zip(SPREAD_KEYS, x, strict=True)
+            for k, v in zip(keys, x, strict=True)
         }
         return dataclasses.replace(base, **vals)
 
@@ -403,9 +586,10 @@ def fit_spread(
         return total / float(weights.sum())
 
     start = _spread_start(rows)
-    x, best, evals = _nelder_mead(loss, np.log([start, start / 2]), step=0.5, max_evals=max_evals)
+    x0 = np.log([start, start / 2, start / 2][: len(keys)])
+    x, best, evals = _nelder_mead(loss, x0, step=0.5, max_evals=max_evals)
     p = params_of(x)
-    return {k: float(getattr(p, k)) for k in SPREAD_KEYS}, best, evals
+    return {k: float(getattr(p, k)) for k in keys}, best, evals
 
 
 def fit_maintenance(maintenance: dict[str, Any], base: EtcdParams) -> dict[str, float]:
@@ -520,6 +704,10 @@ def profile_text(
         "backend_commit_ms": "write fit",
         "fsync_cv_ratio": "spread fit (p99/p50 of the closed-loop puts, mostly single-client)",
         "batch_apply_cv_ratio": "spread fit (p99/p50 of the closed-loop puts, mostly under load)",
+        "byte_cv_ratio": "spread fit (p99/p50 of the ~1 MB puts)",
+        "read_front_us": "read fit: serial front stage per read (client event loop, gateway)",
+        "read_wakeup_us": "read fit: front stage per wakeup (shared by the reads it takes)",
+        "read_index_us": "read fit: linearizable vs serializable gets under load",
         "compaction_us_per_revision": "measured compaction duration / revisions compacted",
         "defrag_s_per_gib": "measured defragmentation duration / file size",
     }

@@ -13,6 +13,16 @@ Phases, all under one fresh key prefix ``/tracesim-calibrate/<run id>/``:
 4. **maintenance**: revision growth, DB size, a compaction and a defragmentation with the DB
    size before and after each.
 
+**Rounds** (phases 1 and 2): each point is measured in ``Plan.rounds`` short rounds (its
+``point_s`` split between them), interleaved across the points of a group (round 1 of every
+concurrency level, then round 2 in the reverse order, ...), so a disturbance that lasts a few
+seconds (another process taking the shared CPU, a background flush) hits one round of several
+points rather than the whole of one point, and slow drift (the DB growing) is spread over all
+levels. A point is summarised from the pooled requests of its rounds, after dropping the
+rounds whose throughput is more than ``Plan.disturbed_ratio`` below the median round's (on a
+closed loop a disturbance only slows a round down; pooling the rest keeps every request of
+the undisturbed rounds for the p99).
+
 Everything written is deleted at the end, also on an error or Ctrl-C. If etcd raises its NOSPACE
 alarm during the run, the run deletes its keys, compacts, defragments, disarms the alarm and
 raises :class:`~tracesim.calibrate.client.EtcdNoSpace`.
@@ -22,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import time
 import uuid
@@ -56,22 +67,27 @@ class Plan:
     point_s: float = 2.0
     max_requests_per_point: int = 20_000
     #: Bounds the bytes a ~1 MB point writes, so the run fits a small quota.
-    large_max_requests: int = 48
+    large_max_requests: int = 60
     read_concurrency: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     range_sizes: tuple[int, ...] = (10, 100, 1000)
     range_value_bytes: int = 1000
     read_point_s: float = 1.5
     watchers: int = 200
     watch_events: int = 200
+    #: Rounds per write/read point (``point_s`` / ``read_point_s`` and the request caps are
+    #: split between them) and how much slower than the median round a round may be before
+    #: it counts as disturbed and is dropped (see the module docstring).
+    rounds: int = 3
+    disturbed_ratio: float = 0.1
 
     @classmethod
     def quick(cls) -> Plan:
         """A plan that runs in about a minute (CI)."""
         return cls(
-            point_s=0.6,
+            point_s=0.75,
             large_concurrency=(1, 2, 4),
-            large_max_requests=24,
-            read_point_s=0.4,
+            large_max_requests=30,
+            read_point_s=0.45,
             range_sizes=(10, 100, 1000),
             watchers=64,
             watch_events=60,
@@ -85,12 +101,13 @@ class Plan:
             write_sizes=("lease",),
             large_concurrency=(1,),
             point_s=0.15,
-            large_max_requests=3,
+            large_max_requests=4,
             read_concurrency=(1,),
             range_sizes=(10,),
             read_point_s=0.1,
             watchers=4,
             watch_events=5,
+            rounds=2,
         )
 
 
@@ -101,7 +118,10 @@ class Measurements:
     ``points``: one row per measured point (columns ``phase``, ``op``, ``consistency``,
     ``size_class``, ``value_bytes``, ``keys_per_request``, ``concurrency``, ``requests``,
     ``errors``, ``duration_s``, ``mean_ms``, ``p50_ms``, ``p90_ms``, ``p99_ms``, ``max_ms``,
-    ``throughput_per_s``). ``samples``: one row per request (``point``, ``latency_ms``).
+    ``throughput_per_s``, and for points measured in rounds ``rounds``, ``rounds_kept`` and
+    ``round_spread``: the slowest round's throughput below the fastest's, relative; the
+    summary columns are over the kept rounds). ``samples``: one row per request (``point``,
+    ``round``, ``kept``: whether its round was kept, ``latency_ms``).
     ``maintenance``: revision growth, DB sizes (bytes) and durations (s) of the compaction and
     defragmentation. ``info``: endpoint, etcd version, prefix, start time, machine.
     """
@@ -185,6 +205,19 @@ async def gather_or_cancel(coros: list[Awaitable[Any]]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+@dataclass
+class _Point:
+    """One point to measure in rounds: its row (without the summary), its closed loop and
+    the rounds measured so far (latencies s, elapsed s, errors)."""
+
+    row: dict[str, Any]
+    concurrency: int
+    request: Callable[[int, int], Awaitable[Any]]
+    duration_s: float
+    max_requests: int
+    rounds: list[tuple[np.ndarray, float, int]] = field(default_factory=list)
+
+
 class Calibration:
     """One calibration run against ``client``'s endpoint (see the module docstring)."""
 
@@ -203,7 +236,8 @@ class Calibration:
         self.run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         self.prefix = ROOT + self.run_id.encode() + b"/"
         self._rows: list[dict[str, Any]] = []
-        self._samples: list[np.ndarray] = []
+        #: Per recorded point, its rounds' latencies (s) and whether each round was kept.
+        self._samples: list[list[tuple[np.ndarray, bool]]] = []
         self._wrote = False
         self._etcd_was_empty = False
 
@@ -234,15 +268,22 @@ class Calibration:
                 await asyncio.shield(self.cleanup())
         points = pd.DataFrame(self._rows)
         points.insert(0, "point", np.arange(len(points)))
-        samples = pd.DataFrame(
-            {
-                "point": np.repeat(
-                    np.arange(len(self._samples)), [len(s) for s in self._samples]
-                ).astype(np.int32),
-                "latency_ms": (
-                    np.concatenate(self._samples) * 1e3 if self._samples else np.zeros(0)
-                ),
-            }
+        parts = [
+            pd.DataFrame(
+                {
+                    "point": np.int32(i),
+                    "round": np.int16(r),
+                    "kept": kept,
+                    "latency_ms": lat * 1e3,
+                }
+            )
+            for i, rounds in enumerate(self._samples)
+            for r, (lat, kept) in enumerate(rounds)
+        ]
+        samples = (
+            pd.concat(parts, ignore_index=True)
+            if parts
+            else pd.DataFrame({"point": [], "round": [], "kept": [], "latency_ms": []})
         )
         return Measurements(points, samples, maintenance, info)
 
@@ -321,7 +362,40 @@ class Calibration:
         row["duration_s"] = elapsed_s
         row["requests"] = len(lat_s)
         self._rows.append(row)
-        self._samples.append(lat_s)
+        self._samples.append([(lat_s, True)])
+
+    async def _measure(self, points: list[_Point]) -> None:
+        """Measure ``points`` in ``Plan.rounds`` interleaved rounds (alternating order) and
+        record each from its kept rounds (:func:`keep_rounds`)."""
+        n = max(1, self.plan.rounds)
+        for r in range(n):
+            for pt in points if r % 2 == 0 else points[::-1]:
+                pt.rounds.append(
+                    await closed_loop(
+                        pt.concurrency,
+                        pt.duration_s / n,
+                        max(1, math.ceil(pt.max_requests / n)),
+                        pt.request,
+                    )
+                )
+        for pt in points:
+            kept = keep_rounds(pt.rounds, self.plan.disturbed_ratio)
+            use = [rd for rd, k in zip(pt.rounds, kept, strict=True) if k]
+            lat = np.concatenate([rd[0] for rd in use])
+            elapsed = sum(rd[1] for rd in use)
+            row = dict(pt.row)
+            row.update(_summary(lat, elapsed))
+            thr = [len(rd[0]) / rd[1] for rd in pt.rounds if rd[1] > 0]
+            row.update(
+                errors=sum(rd[2] for rd in pt.rounds),
+                duration_s=elapsed,
+                requests=len(lat),
+                rounds=len(pt.rounds),
+                rounds_kept=int(sum(kept)),
+                round_spread=1 - min(thr) / max(thr) if thr and max(thr) > 0 else 0.0,
+            )
+            self._rows.append(row)
+            self._samples.append([(rd[0], k) for rd, k in zip(pt.rounds, kept, strict=True)])
 
     async def _writes(self) -> int:
         p = self.plan
@@ -332,15 +406,13 @@ class Calibration:
             value = rng.bytes(size)
             levels = p.large_concurrency if size_class == "large" else p.write_concurrency
             cap = p.large_max_requests if size_class == "large" else p.max_requests_per_point
-            for conc in levels:
-                base = self.prefix + f"w/{size_class}/".encode()
+            base = self.prefix + f"w/{size_class}/".encode()
 
-                async def put(c: int, _i: int, base: bytes = base, value: bytes = value) -> None:
-                    await self.client.put(base + str(c).encode(), value)
+            async def put(c: int, _i: int, base: bytes = base, value: bytes = value) -> None:
+                await self.client.put(base + str(c).encode(), value)
 
-                lat, elapsed, errors = await closed_loop(conc, p.point_s, cap, put)
-                total += len(lat) + conc  # the untimed first put of each client counts too
-                self._record(
+            points = [
+                _Point(
                     dict(
                         phase="write",
                         op="put",
@@ -349,15 +421,26 @@ class Calibration:
                         value_bytes=size,
                         keys_per_request=1,
                         concurrency=conc,
-                        errors=errors,
                     ),
-                    lat,
-                    elapsed,
+                    conc,
+                    put,
+                    p.point_s,
+                    cap,
                 )
-                r = self._rows[-1]
+                for conc in levels
+            ]
+            first = len(self._rows)
+            try:
+                await self._measure(points)
+            finally:  # also on NOSPACE: count what was written
+                for pt in points:
+                    # the untimed first put of each client in each round counts too
+                    total += sum(len(rd[0]) + pt.concurrency for rd in pt.rounds)
+            for r in self._rows[first:]:
                 self.progress(
-                    f"put {size_class:5s} {size:>9,d} B x{conc:<3d}: {r['throughput_per_s']:8.0f}/s"
-                    f"  p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms"
+                    f"put {size_class:5s} {size:>9,d} B x{r['concurrency']:<3d}: "
+                    f"{r['throughput_per_s']:8.0f}/s  p50 {r['p50_ms']:7.2f} ms  "
+                    f"p99 {r['p99_ms']:7.2f} ms  ({r['rounds_kept']}/{r['rounds']} rounds kept)"
                 )
         return total
 
@@ -375,51 +458,42 @@ class Calibration:
         one = self.prefix + b"r/%d/00000" % p.range_sizes[0]
         for consistency in ("serializable", "linearizable"):
             ser = consistency == "serializable"
-            for conc in p.read_concurrency:
 
-                async def get(_c: int, _i: int, ser: bool = ser) -> None:
-                    await self.client.range(one, serializable=ser)
+            async def get(_c: int, _i: int, ser: bool = ser) -> None:
+                await self.client.range(one, serializable=ser)
 
-                lat, elapsed, errors = await closed_loop(
-                    conc, p.read_point_s, p.max_requests_per_point, get
+            row = dict(
+                phase="read",
+                consistency=consistency,
+                size_class="read",
+                value_bytes=p.range_value_bytes,
+            )
+            points = [
+                _Point(
+                    dict(row, op="get", keys_per_request=1, concurrency=conc),
+                    conc,
+                    get,
+                    p.read_point_s,
+                    p.max_requests_per_point,
                 )
-                self._record(
-                    dict(
-                        phase="read",
-                        op="get",
-                        consistency=consistency,
-                        size_class="read",
-                        value_bytes=p.range_value_bytes,
-                        keys_per_request=1,
-                        concurrency=conc,
-                        errors=errors,
-                    ),
-                    lat,
-                    elapsed,
-                )
+                for conc in p.read_concurrency
+            ]
             for n in p.range_sizes:
                 start = self.prefix + f"r/{n}/".encode()
 
                 async def rng_read(_c: int, _i: int, start: bytes = start, ser: bool = ser) -> None:
                     await self.client.range(start, prefix_end(start), serializable=ser)
 
-                lat, elapsed, errors = await closed_loop(
-                    1, p.read_point_s, p.max_requests_per_point, rng_read
+                points.append(
+                    _Point(
+                        dict(row, op="range", keys_per_request=n, concurrency=1),
+                        1,
+                        rng_read,
+                        p.read_point_s,
+                        p.max_requests_per_point,
+                    )
                 )
-                self._record(
-                    dict(
-                        phase="read",
-                        op="range",
-                        consistency=consistency,
-                        size_class="read",
-                        value_bytes=p.range_value_bytes,
-                        keys_per_request=n,
-                        concurrency=1,
-                        errors=errors,
-                    ),
-                    lat,
-                    elapsed,
-                )
+            await self._measure(points)
             g = [r for r in self._rows if r["phase"] == "read" and r["consistency"] == consistency]
             self.progress(
                 f"{consistency} reads: get p50 {g[0]['p50_ms']:.2f} ms, "
@@ -553,6 +627,18 @@ class Calibration:
             )
         )
         return out
+
+
+def keep_rounds(rounds: list[tuple[np.ndarray, float, int]], disturbed_ratio: float) -> list[bool]:
+    """Which rounds (latencies, elapsed s, errors) of one point to keep: those whose
+    throughput is at least ``1 - disturbed_ratio`` of the median round's. A closed loop on a
+    shared machine is only ever slowed down by a disturbance, so a round well below the
+    median is the disturbed one; the median round itself is always kept."""
+    thr = np.array([len(lat) / el if el > 0 else 0.0 for lat, el, _e in rounds])
+    if len(thr) < 3:  # with one or two rounds there is no majority to judge by
+        return [True] * len(thr)
+    floor = (1 - disturbed_ratio) * float(np.median(thr))
+    return [bool(t >= floor) for t in thr]
 
 
 def _event_index(ev: dict[str, Any]) -> int:

@@ -12,7 +12,10 @@ Mechanisms (sources in :class:`~tracesim.models.params.EtcdParams` and docs/mode
   are multiplied by lognormal draws with mean 1 and those coefficients of variation, from the
   ``rng`` given to the model (a disk's fsync jitter; GC pauses and CPU preemption that stall
   the whole leader loop). Means and throughputs keep their values; tails grow. Both 0 (the
-  default): nothing is drawn, the model is deterministic as before.
+  default): nothing is drawn, the model is deterministic as before. ``byte_cv_ratio`` >= 0
+  gives the per-byte part of the apply work its own spread, independent per request (a
+  batch of k like requests: CV / sqrt(k), one draw per batch); negative (the default), it
+  takes the batch's apply multiplier.
 - **Backend commit.** Applied writes sit in bbolt's batch transaction, committed every
   ``backend_commit_interval_ms`` or ``backend_commit_max_ops`` writes. A commit holds the
   backend lock (the leader cannot apply meanwhile) for ``backend_commit_ms`` plus the freelist's
@@ -32,7 +35,12 @@ Mechanisms (sources in :class:`~tracesim.models.params.EtcdParams` and docs/mode
   at ``range_base_us + range_us_per_object * scanned + range_ns_per_byte * returned``, times
   a lognormal multiplier (mean 1, CV ``read_cv_ratio``; 0 = none drawn) from a stream spawned
   from ``rng`` (so reads do not shift the write path's draws); a linearizable read first waits
-  one read-index round (``peer_rtt_ms``), a serializable one not.
+  one read-index round (``peer_rtt_ms``) and costs ``read_index_us`` more on the read
+  workers, a serializable one not. With ``read_front_us`` or
+  ``read_wakeup_us`` above 0 every read first passes a serial stage (:class:`WakeupServer`:
+  one worker that takes up all waiting reads per wakeup, ``read_wakeup_us`` per wakeup plus
+  ``read_front_us`` per read), a client event loop / gateway whose cost per read falls as
+  reads arrive together; 0 (the default): no such stage.
 
 The hot path is callback-driven (no SimPy process per request): :meth:`EtcdModel.submit_writes`
 takes a whole group of writes with numpy arrays and reports through one callback. For SimPy
@@ -183,6 +191,73 @@ class PsServer:
                 fn(0.0)
 
 
+class WakeupServer:
+    """A serial stage (one worker) that takes up every job waiting for it at once.
+
+    When idle and jobs are waiting, the worker wakes up (``per_wakeup_s``, shared by the jobs
+    taken), then serves the jobs in arrival order, each for its own ``service_s``; jobs that arrive
+    meanwhile wait for the next wakeup. An event loop or a netpoller that handles every ready
+    request per wakeup behaves like this: its cost per request falls as more arrive together.
+    With ``per_wakeup_s`` 0 it is a FIFO single server. Same interface as
+    :class:`~tracesim.models.queueing.FcfsServer` (``submit(service_s, on_done)``, where
+    ``service_s`` is the job's own work, ``busy_area_s``, ``queue_len``, ``capacity``).
+    """
+
+    def __init__(self, env: simpy.Environment, per_wakeup_s: float, name: str = "") -> None:
+        self.env = env
+        self.per_wakeup_s = per_wakeup_s
+        self.name = name
+        self.capacity = 1
+        self.completed = 0
+        self.wakeups = 0
+        self._waiting: list[tuple[float, float, Callable[[float], Any] | None]] = []
+        self._busy = False
+        self._busy_area = 0.0
+        self._busy_since = 0.0
+
+    @property
+    def queue_len(self) -> int:
+        """Jobs waiting for the next wakeup."""
+        return len(self._waiting)
+
+    def busy_area_s(self) -> float:
+        """Seconds the worker has been busy since the start."""
+        if self._busy:
+            return self._busy_area + self.env.now - self._busy_since
+        return self._busy_area
+
+    def submit(self, service_s: float, on_done: Callable[[float], Any] | None = None) -> None:
+        """A job needing ``service_s`` s of the worker; ``on_done(wait_s)`` when it is served
+        (``wait_s``: arrival to the start of its own service)."""
+        self._waiting.append((self.env.now, service_s, on_done))
+        if not self._busy:
+            self._wake()
+
+    def _wake(self) -> None:
+        jobs, self._waiting = self._waiting, []
+        now = self.env.now
+        self._busy = True
+        self._busy_since = now
+        self.wakeups += 1
+        t = self.per_wakeup_s
+        for t_arrival, service_s, on_done in jobs:
+            start = t
+            t += service_s
+            if on_done is not None:
+                ev = self.env.timeout(t)
+                ev.callbacks.append(lambda _e, fn=on_done, w=now + start - t_arrival: fn(w))
+        n = len(jobs)
+        end = self.env.timeout(t)
+        end.callbacks.append(lambda _e: self._end(n))
+
+    def _end(self, n: int) -> None:
+        self.completed += n
+        self._busy_area += self.env.now - self._busy_since
+        self._busy = False
+        if self._waiting:
+            self._wake()
+
+
 class EtcdModel:
     """One etcd cluster seen through its leader. See the module docstring for the mechanisms."""
 
@@ -200,7 +275,11 @@ class EtcdModel:
         # CVs 0 nothing is drawn.
         self._sigma_fsync = math.sqrt(math.log1p(p.fsync_cv_ratio**2))
         self._sigma_apply = math.sqrt(math.log1p(p.batch_apply_cv_ratio**2))
-        self._spread = p.fsync_cv_ratio > 0 or p.batch_apply_cv_ratio > 0
+        # ``byte_cv_ratio`` >= 0: the per-byte part of the apply work gets its own multiplier
+        # (a third draw per batch); negative: it shares the apply multiplier.
+        byte_cv = p.byte_cv_ratio
+        self._sigma_bytes = math.sqrt(math.log1p(byte_cv**2)) if byte_cv >= 0 else None
+        self._spread = p.fsync_cv_ratio > 0 or p.batch_apply_cv_ratio > 0 or byte_cv > 0
         self._rng = rng if rng is not None else np.random.default_rng(0)
         self._z = np.zeros(0)
         self._zi = 0
@@ -244,6 +323,16 @@ class EtcdModel:
             else FcfsServer(env, p.read_concurrency, name="etcd-read")
         )
         self._sigma_read = math.sqrt(math.log1p(p.read_cv_ratio**2))
+        #: The serial stage every read passes first (``read_front_us`` > 0), or None.
+        front_us = p.read_front_us
+        wakeup_us = p.read_wakeup_us
+        self.read_front: WakeupServer | None = (
+            WakeupServer(env, wakeup_us / 1e6, name="etcd-read-front")
+            if front_us > 0 or wakeup_us > 0
+            else None
+        )
+        self._front_s = front_us / 1e6
+        self._read_index_s = p.read_index_us / 1e6
         # Reads draw from their own stream (spawned from ``rng``) so that adding reads does not
         # shift the write path's draws (common random numbers across fits and scenarios).
         self._read_rng = self._rng.spawn(1)[0] if p.read_cv_ratio > 0 else None
@@ -316,6 +405,9 @@ class EtcdModel:
         metrics.add_utilisation(
             f"{prefix}.read_utilisation", self.reads.busy_area_s, self.reads.capacity
         )
+        if self.read_front is not None:
+            front = self.read_front
+            metrics.add_utilisation(f"{prefix}.read_front_utilisation", front.busy_area_s, 1)
         metrics.add_gauge(f"{prefix}.write_queue", lambda: self.queue_len)
         metrics.add_gauge(f"{prefix}.read_queue", lambda: self.reads.queue_len)
         metrics.add_gauge(f"{prefix}.db_size_bytes", lambda: self._file_bytes)
@@ -463,16 +555,33 @@ class EtcdModel:
         if self._spread:
             # One disk (WAL fdatasync) and one CPU (apply; GC pauses and preemption on a
             # shared machine stall the whole leader loop) multiplier per batch.
-            cost_s = (
-                p.peer_rtt_ms / 1e3
-                + p.fsync_ms / 1e3 * self._lognormal(self._sigma_fsync)
-                + apply_s * self._lognormal(self._sigma_apply)
-            )
+            cost_s = p.peer_rtt_ms / 1e3 + p.fsync_ms / 1e3 * self._lognormal(self._sigma_fsync)
+            if self._sigma_bytes is None:
+                cost_s += apply_s * self._lognormal(self._sigma_apply)
+            else:
+                cost_s += self._apply_own_byte_spread(batch, apply_s, nbytes)
         else:
             cost_s = self._batch_fixed_s + apply_s
         self.batches += 1
         self._set_busy(True)
         self._later(cost_s, self._end_batch, batch)
+
+    def _apply_own_byte_spread(self, batch: list[_Writes], apply_s: float, nbytes: float) -> float:
+        """A batch's apply time (s) when the per-byte work has its own spread
+        (``byte_cv_ratio`` >= 0): the per-request part takes the batch's apply multiplier,
+        the per-byte part (marshal, WAL write, bbolt put) one lognormal whose CV is
+        ``byte_cv_ratio`` / sqrt(members weighted by bytes): each member's per-byte work
+        varies independently, and a sum of k like lognormals has about that CV
+        (Fenton-Wilkinson: one draw per batch stands for the sum)."""
+        byte_s = nbytes * self.p.ns_per_byte / 1e9
+        cost_s = (apply_s - byte_s) * self._lognormal(self._sigma_apply)
+        sigma = self._sigma_bytes
+        if nbytes > 0 and sigma:
+            sq = sum(float(np.dot(w.sizes, w.sizes)) for w in batch)
+            members = nbytes * nbytes / sq  # 1 for one member, k for k equal ones
+            if members > 1.0:
+                sigma = math.sqrt(math.log1p(math.expm1(sigma * sigma) / members))
+        return cost_s + byte_s * self._lognormal(sigma or 0.0)
 
     def _lognormal(self, sigma: float) -> float:
         """A lognormal multiplier with mean 1 and log-sd ``sigma`` (one standard normal drawn
@@ -781,6 +890,8 @@ class EtcdModel:
         """A range read arriving now; ``on_done(latency_s)`` when the response is back."""
         t0 = self.env.now
         service = self.range_cost_s(objects_scanned, bytes_returned)
+        if linearizable and self._read_index_s:  # the read-index round's own CPU
+            service += self._read_index_s
         if self._read_rng is not None:
             service *= self._read_multiplier()
         pre_s = self._rtt_s + (self.p.peer_rtt_ms / 1e3 if linearizable else 0.0)
@@ -793,7 +904,11 @@ class EtcdModel:
                 service, None if on_done is None else (lambda _w: on_done(self.env.now - t0))
             )
 
-        self._later(pre_s, run_read)
+        front = self.read_front
+        if front is None:
+            self._later(pre_s, run_read)
+        else:  # the serial stage first (FIFO, one worker), then the read workers
+            self._later(pre_s, front.submit, self._front_s, lambda _w: run_read())
 
     def _read_multiplier(self) -> float:
         """A lognormal multiplier of one read's service time, mean 1, CV ``read_cv_ratio``."""
