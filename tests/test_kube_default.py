@@ -278,6 +278,10 @@ def test_scalar_path_matches_vector_path(nodes, pods, strategy):
         want = np.where(mask, local, -1).tolist()
         assert p.filter_score(c, pod, all_nodes)[0].tolist() == want
         assert vectorised(p.filter_score, pod)[0].tolist() == want
+        # Failure reasons (bit sets, first untolerated taint) of the few-node path.
+        bits, first = p._reasons(c, pod, all_nodes)
+        want_bits, want_first = vectorised(p._reasons, pod)
+        assert bits.tolist() == want_bits.tolist() and first.tolist() == want_first.tolist()
         ok = np.flatnonzero(mask)
         if len(ok):
             gpus = p.choose_gpus(c, pod, int(ok[0]), -1, np.random.default_rng(0))
@@ -403,3 +407,34 @@ def test_filter_score_scheduler_matches_filter_then_score():
         return out
 
     assert run(KubeDefaultPolicy()) == run(TwoCalls())
+
+
+@pytest.mark.parametrize("tie_break", ["random", "order"])
+def test_ranking_in_place_when_finalize_is_uniform(tie_break):
+    """Ranking the cached scores of the walked slots in place (finalize adds one amount to
+    all) places every pod as finalize over the gathered candidates does, and draws the same
+    random numbers; pods that mind a PreferNoSchedule taint take the finalize path."""
+
+    class AlwaysFinalize(KubeDefaultPolicy):
+        finalize_uniform = None  # the framework then gathers and finalizes every decision
+
+    def run(policy) -> tuple[list[int], float]:
+        c = ClusterState(max_gpus=2, capacity=300, max_taints=1)
+        for i in range(300):
+            taints = ["spot=yes:PreferNoSchedule"] if i % 13 == 0 else []
+            c.add_node(f"n{i}", 2_000 + 1_000 * (i % 3), 8 * GiB, taints=taints)
+        tolerant = c.constraint_code(PodConstraints(tolerations=("spot=yes:PreferNoSchedule",)))
+        rng = np.random.default_rng(11)
+        sched = Scheduler(c, policy, rng, tie_break=tie_break)
+        out = []
+        for j in range(900):
+            pod = PodRequest(1_000 * (j % 4), (j % 3) * GiB // 4, constraint=tolerant * (j % 2))
+            placed = sched.schedule(pod)
+            out.append(-1 if placed is None else placed.node)
+            if j % 4 == 0 and placed is not None:
+                c.release(placed.node, pod, placed.gpus)
+        return out, float(rng.random())
+
+    fast, slow = run(KubeDefaultPolicy()), run(AlwaysFinalize())
+    assert fast == slow
+    assert fast[0].count(-1) > 10 and len(set(fast[0])) > 100  # full nodes and wide spread

@@ -66,3 +66,16 @@ def test_each_kind_equals_its_own_scan(trace: Path, window) -> None:
         assert got[kind].equals(want)
         assert got[kind].column_names == cols
     assert got["Pod"].num_rows > 5 and got["Node"].num_rows > 5 and got["Secret"].num_rows == 0
+
+
+def test_a_tuple_of_kinds_comes_together_in_trace_order(trace: Path) -> None:
+    """A key of several kinds gets their rows interleaved as the trace has them; a kind may
+    also be read on its own under another key (with other columns)."""
+    tr = open_trace(trace)
+    columns = {"Pod": ["ts", "name"], ("Event", "Pod"): ["seq", "kind", "uid"]}
+    got = tr.to_arrow_by_kind(columns, start=T0_US + 2_000_000)
+    assert list(got) == list(columns)
+    want = tr.to_arrow(kinds=["Event", "Pod"], columns=["seq", "kind", "uid"], start=T0_US + 2e6)
+    assert got[("Event", "Pod")].equals(want)
+    assert set(want.column("kind").to_pylist()) == {"Event", "Pod"}
+    assert got["Pod"].equals(tr.to_arrow(kinds=["Pod"], columns=["ts", "name"], start=T0_US + 2e6))

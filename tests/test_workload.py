@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from tracesim.sim.workload import POD_DELETE, load_trace_writes, load_workload
+from tracesim.sim.workload import POD_DELETE, load_replay, load_trace_writes, load_workload
 from tracesim.trace.schema import SCHEMA
 from tracesim.trace.writer import TraceWriter
 
@@ -94,3 +94,29 @@ def test_pods_and_nodes_read_in_one_pass_across_parts(tmp_path: Path) -> None:
     nouid = one.uid.tolist().index("default/nouid")
     deletes = one.op_index[one.op == POD_DELETE]
     assert deletes.tolist() == [nouid] and one.cpu_milli[nouid] == 7
+
+
+def test_load_replay_equals_the_two_loaders(tmp_path: Path) -> None:
+    """One pass for the workload and the other writes gives what the two loaders give, with
+    and without modelled heartbeats, in a window and dilated."""
+    rows = [node(0, f"n{i}") for i in range(3)]
+    rows += [row(1 + i, "Pod", f"p{i}", req_cpu_milli=100 * (i + 1)) for i in range(12)]
+    rows += [row(2 + i, "ConfigMap", f"cm{i % 3}", "ADDED" if i < 3 else "MODIFIED")
+             for i in range(8)]  # fmt: skip
+    rows += [row(3, "Lease", "n0", "MODIFIED", ns="kube-node-lease"), node(6, "n3")]
+    rows += [row(9, "Event", "e", detail="Scheduled"), row(10, "ConfigMap", "cm1", "DELETED")]
+    path = str(write_trace(tmp_path / "t", rows, rotate_s=4.0))
+    for window, dilation in (((0.0, None), 1.0), ((2.0, 9.5), 2.0)):
+        w = load_workload(path, window=window, dilation=dilation)
+        assert load_replay(path, window=window, dilation=dilation)[1] is None
+        for modelled in (True, False):
+            w2, tw2 = load_replay(path, window=window, dilation=dilation,
+                                  heartbeats_modelled=modelled)  # fmt: skip
+            tw = load_trace_writes(path, start=w.start, duration_s=w.duration_s, window=window,
+                                   dilation=dilation, heartbeats_modelled=modelled)  # fmt: skip
+            assert w2.start == w.start and w2.duration_s == w.duration_s
+            assert w2.uid.tolist() == w.uid.tolist() and w2.node_names == w.node_names
+            assert np.array_equal(w2.op_t_s, w.op_t_s) and np.array_equal(w2.op_index, w.op_index)
+            assert tw2.kinds == tw.kinds and tw2.skipped == tw.skipped and len(tw) > 3
+            for name in ("kind", "t_s", "op", "key", "size_bytes", "namespaced"):
+                assert np.array_equal(getattr(tw2, name), getattr(tw, name)), name

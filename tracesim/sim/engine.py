@@ -228,6 +228,7 @@ class Simulation:
         self.queue = SchedulingQueue(
             self.cfg.initial_backoff_s, self.cfg.max_backoff_s, self.cfg.max_in_unschedulable_s
         )
+        self.queue.reserve(w.n_pods)
         n = w.n_pods
         nan = math.nan
         self.created_s = [nan] * n
@@ -478,42 +479,47 @@ class Simulation:
                 self._kick()
 
     def _scheduler(self):
-        env, queue, sched = self.env, self.queue, self.scheduler
+        env, queue, sched, c = self.env, self.queue, self.scheduler, self.cluster
         timing = self.timing
-        reqs, state = self.reqs, self.state
+        # The default timing without parameters makes every cycle instantaneous: no call.
+        zero_timing = type(timing) is SchedulerTiming and not (timing.base_s or timing.per_node_s)
+        reqs, state, node_of, gpus_of = self.reqs, self.state, self.node, self.gpus
+        reason, first_attempt_s, deleted_s = self.reason, self.first_attempt_s, self.deleted_s
+        schedule, pop, isnan = sched.schedule, queue.pop, math.isnan
         clock = time.perf_counter
         while True:
             if self._move_pending:
                 self._move_pending = False
                 self._schedule_backoff(queue.move_all(env.now))
-            pod = queue.pop()
+            pod = pop()
             if pod is None:
                 self._wake = env.event()
                 yield self._wake
                 self._wake = None
                 continue
-            now = env.now
-            if math.isnan(self.first_attempt_s[pod]):
-                self.first_attempt_s[pod] = now
+            if isnan(first_attempt_s[pod]):
+                first_attempt_s[pod] = env.now
             req = reqs[pod]
             t0 = clock()
-            placement = sched.schedule(req)
+            placement = schedule(req)
             self.schedule_wall_s += clock() - t0
             self.decisions += 1
             state[pod] = IN_CYCLE
             if placement is None:
-                self.reason[pod] = sched.explain(req)
+                reason[pod] = sched.explain(req)
             else:
-                self.node[pod] = placement.node
+                node_of[pod] = placement.node
                 if req.gpu_count:
-                    self.gpus[pod] = placement.gpus.tolist()
-                self.reason.pop(pod, None)
+                    gpus_of[pod] = placement.gpus.tolist()
+                if reason:
+                    reason.pop(pod, None)
                 self._pods_bound += 1
-            dt = timing.cycle_time_s(sched.last_examined, self.cluster.n_nodes)
-            if dt > 0:
-                yield env.timeout(dt)
+            if not zero_timing:
+                dt = timing.cycle_time_s(sched.last_examined, c.n_nodes)
+                if dt > 0:
+                    yield env.timeout(dt)
             now = env.now
-            deleted = not math.isnan(self.deleted_s[pod])
+            deleted = not isnan(deleted_s[pod])
             if placement is None:
                 if deleted:
                     queue.done(pod)
@@ -771,7 +777,7 @@ def replay(
     from ..models.params import load_profile
     from ..models.registry import load_scheduler
     from .results import build_result
-    from .workload import load_trace_writes, load_workload
+    from .workload import load_replay
 
     settings, overrides = split_profile_settings(dict(settings or {}), profile)
     prof = load_profile(profile, overrides) if profile is not None else None
@@ -781,17 +787,13 @@ def replay(
     except TypeError as exc:
         raise TracesimError(f"scheduler {scheduler!r}: bad option ({exc})") from None
     wall0 = time.perf_counter()
-    workload = load_workload(trace, window=window, dilation=dilation)
-    writes = None
-    if prof is not None:
-        writes = load_trace_writes(
-            trace,
-            start=workload.start,
-            duration_s=workload.duration_s,
-            window=window,
-            dilation=dilation,
-            heartbeats_modelled=prof.workload.model_heartbeats,
-        )
+    # One pass over the trace for the workload and (with a profile) the other writes.
+    workload, writes = load_replay(
+        trace,
+        window=window,
+        dilation=dilation,
+        heartbeats_modelled=None if prof is None else prof.workload.model_heartbeats,
+    )
     load_s = time.perf_counter() - wall0
     _release_load_memory()
     sim = Simulation(

@@ -69,6 +69,11 @@ class SchedulingQueue:
         self.n_backoff = 0
 
     # -- bookkeeping -------------------------------------------------------------------------
+    def reserve(self, n_pods: int) -> None:
+        """Make room for pods ``0 .. n_pods - 1`` at once (otherwise the per-pod lists grow
+        one pod at a time as pods are added)."""
+        self._ensure(n_pods - 1)
+
     def _ensure(self, pod: int) -> None:
         grow = pod + 1 - len(self._where)
         if grow > 0:

@@ -1,7 +1,8 @@
 """A trace as typed numpy arrays for the replay engine.
 
 :func:`load_workload` reads the Pod and Node events of a trace (only the columns the engine
-needs, through ``Trace.to_arrow``; never per-row JSON) and turns them into:
+needs, in one pass through ``Trace.to_arrow_by_kind``; never per-row JSON; :func:`load_replay`
+reads the other writes of :func:`load_trace_writes` in the same pass) and turns them into:
 
 - **nodes**: one slot per node name, and node operations (add / update / remove) with the
   node's allocatable, labels and effective taints (its own plus the ones the node lifecycle
@@ -174,13 +175,50 @@ def load_workload(
     [start, end) are replayed. ``dilation`` divides replayed times (2 = events arrive twice
     as fast).
     """
+    return load_replay(trace, window=window, dilation=dilation)[0]
+
+
+def load_replay(
+    trace: Trace | str,
+    *,
+    window: tuple[float, float | None] = (0.0, None),
+    dilation: float = 1.0,
+    heartbeats_modelled: bool | None = None,
+) -> tuple[Workload, TraceWrites | None]:
+    """:func:`load_workload` and, unless ``heartbeats_modelled`` is None,
+    :func:`load_trace_writes` of ``trace``, from one pass over it: the columns the pods,
+    nodes and other writes share (time, seq, kind, names, uids, sizes) are decoded once.
+    Returns (workload, writes or None); each equals what its own function returns."""
     if not dilation > 0:
         raise TracesimError("--dilation must be positive (2 = events twice as fast)")
     tr = open_trace(trace) if isinstance(trace, str) else trace
-    # One pass for both kinds: the columns they share are decoded once.
-    tables = tr.to_arrow_by_kind({"Pod": POD_COLUMNS, "Node": NODE_COLUMNS})
-    pods, nodes = tables["Pod"], tables["Node"]
-    del tables
+    wanted: dict[str | tuple[str, ...], list[str]] = {"Pod": POD_COLUMNS, "Node": NODE_COLUMNS}
+    write_kinds = None if heartbeats_modelled is None else _write_kinds(tr, heartbeats_modelled)
+    if write_kinds:
+        wanted[tuple(write_kinds)] = _write_columns()
+    tables = tr.to_arrow_by_kind(wanted)
+    workload = _workload(tr, tables.pop("Pod"), tables.pop("Node"), window, dilation)
+    writes = None
+    if write_kinds is not None:
+        writes = _writes(
+            tables.pop(tuple(write_kinds), None),
+            start=workload.start,
+            duration_s=workload.duration_s,
+            window=window,
+            dilation=dilation,
+        )
+    return workload, writes
+
+
+def _workload(
+    tr: Trace,
+    pods: pa.Table,
+    nodes: pa.Table,
+    window: tuple[float, float | None],
+    dilation: float,
+) -> Workload:
+    """The :class:`Workload` of the trace's Pod and Node rows (``POD_COLUMNS``,
+    ``NODE_COLUMNS``, in trace order)."""
     first_us = []
     for t in (pods, nodes):
         if t.num_rows:
@@ -569,27 +607,44 @@ def load_trace_writes(
     (:data:`SCHEDULER_EVENT_REASONS`, when the trace records reasons in ``detail``) and GAP
     markers are skipped and counted in :attr:`TraceWrites.skipped`.
     """
+    tr = open_trace(trace) if isinstance(trace, str) else trace
+    kinds = _write_kinds(tr, heartbeats_modelled)
+    t = tr.to_arrow(kinds=kinds, columns=_write_columns()) if kinds else None
+    return _writes(t, start=start, duration_s=duration_s, window=window, dilation=dilation)
+
+
+def _write_kinds(tr: Trace, heartbeats_modelled: bool) -> list[str]:
+    """The kinds :func:`load_trace_writes` replays, sorted."""
+    skip = set(MODELLED_KINDS) | (set(HEARTBEAT_KINDS) if heartbeats_modelled else set())
+    return sorted(k for k in (tr.manifest.get("kinds") or {}) if k not in skip)
+
+
+def _write_columns() -> list[str]:
+    # Every trace of format v1 has the ``detail`` column (null where unused).
+    return [*WRITE_COLUMNS, "detail"] if "detail" in SCHEMA.names else list(WRITE_COLUMNS)
+
+
+def _writes(
+    t: pa.Table | None,
+    *,
+    start: str,
+    duration_s: float,
+    window: tuple[float, float | None],
+    dilation: float,
+) -> TraceWrites:
+    """:class:`TraceWrites` from the rows of the written kinds (``_write_columns()``, in
+    trace order; None: no such kinds)."""
     import pandas as pd
 
-    tr = open_trace(trace) if isinstance(trace, str) else trace
-    skip = set(MODELLED_KINDS) | (set(HEARTBEAT_KINDS) if heartbeats_modelled else set())
-    kinds = sorted(k for k in (tr.manifest.get("kinds") or {}) if k not in skip)
     empty = TraceWrites(
         [],
         *(np.zeros(0, dt) for dt in (np.int16, float, np.int8, np.int64)),
         np.zeros(0),
         np.zeros(0, bool),
     )
-    if not kinds:
+    if t is None or t.num_rows == 0:
         return empty
-    cols = list(WRITE_COLUMNS)
-    # Every trace of format v1 has the column (null where unused): no need to scan for it.
-    has_detail = "detail" in SCHEMA.names
-    if has_detail:
-        cols.append("detail")
-    t = tr.to_arrow(kinds=kinds, columns=cols)
-    if t.num_rows == 0:
-        return empty
+    has_detail = "detail" in t.column_names
     skipped: dict[str, int] = {}
 
     def is_(column: str, values: tuple[str, ...]) -> np.ndarray:

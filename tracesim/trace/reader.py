@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -161,32 +162,48 @@ class Trace:
 
     def to_arrow_by_kind(
         self,
-        columns: Mapping[str, Sequence[str]],
+        columns: Mapping[str | tuple[str, ...], Sequence[str]],
         *,
         start: TimeLike = None,
         end: TimeLike = None,
-    ) -> dict[str, pa.Table]:
+    ) -> dict[str | tuple[str, ...], pa.Table]:
         """Kind -> its matching events with its own columns, read in one pass over the trace.
 
-        ``columns`` maps each kind to the columns to read for it. Each table equals
-        ``to_arrow(kinds=[kind], columns=columns[kind], start=start, end=end)``, but every
-        column is decoded once (Parquet decodes a column for all rows of a row group, so one
-        scan per kind would decode the shared columns once per kind)."""
+        ``columns`` maps each kind to the columns to read for it; a key may also be a tuple
+        of kinds, whose rows then come together in trace order (a kind may appear in several
+        keys). Each table equals ``to_arrow(kinds=<the key's kinds>, columns=columns[key],
+        start=start, end=end)``, but every column is decoded once (Parquet decodes a column
+        for all rows of a row group, so one scan per kind would decode the shared columns
+        once per kind)."""
         union = list(dict.fromkeys(c for cols in columns.values() for c in cols))
         if "kind" not in union:
             union.append("kind")
-        kinds = list(columns)
-        found: dict[str, list[pa.Table]] = {k: [] for k in kinds}
-        for table in self.scan(kinds=kinds, start=start, end=end, columns=union):
-            which = pc.index_in(table.column("kind"), value_set=pa.array(kinds, pa.string()))
+        groups = {key: [key] if isinstance(key, str) else list(key) for key in columns}
+        kinds = list(dict.fromkeys(k for group in groups.values() for k in group))
+        codes = {k: i for i, k in enumerate(kinds)}
+        value_set = pa.array(kinds, pa.string())
+        found: dict[str | tuple[str, ...], list[pa.Table]] = {key: [] for key in columns}
+        # No kind filter in the scan: each key's rows are taken from the unfiltered rows
+        # below, one filter per key (a filter in the scan would be a second one).
+        for table in self.scan(start=start, end=end, columns=union):
+            which = pc.index_in(table.column("kind"), value_set=value_set)
             which = pc.fill_null(which, -1).to_numpy()
-            for i, k in enumerate(kinds):
-                rows = table.select(list(columns[k])).filter(pa.array(which == i))
+            for key, group in groups.items():
+                if len(group) == 1:
+                    mask = which == codes[group[0]]
+                else:
+                    mask = np.isin(which, [codes[k] for k in group])
+                if len(group) == len(kinds) and mask.all():
+                    rows = table.select(list(columns[key]))  # every row: nothing to filter
+                else:
+                    rows = table.select(list(columns[key])).filter(pa.array(mask))
                 if rows.num_rows:
-                    found[k].append(rows)
+                    found[key].append(rows)
         return {
-            k: pa.concat_tables(tables) if tables else SCHEMA.empty_table().select(list(columns[k]))
-            for k, tables in found.items()
+            key: pa.concat_tables(tables)
+            if tables
+            else SCHEMA.empty_table().select(list(columns[key]))
+            for key, tables in found.items()
         }
 
     def events(self, *, categorical: bool = True, **filters: Any) -> pd.DataFrame:

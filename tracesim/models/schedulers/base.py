@@ -21,7 +21,9 @@ index that rotates by the number of nodes each walk examined. With the cache thi
 over all nodes: roll from the start index, take the first K feasible. An optional
 ``finalize(cluster, pod, nodes, scores, hints)`` then turns the cached per-node scores of those
 candidates into final scores (kube-scheduler's NormalizeScore over the scored nodes, plus the
-weighted sum). An optional ``explain(cluster, pod, nodes) -> {reason: node count}`` gives the
+weighted sum); an optional ``finalize_uniform(cluster, pod) -> bool`` says when finalize would
+add one amount to every candidate, so the framework may rank the cached scores as they are.
+An optional ``explain(cluster, pod, nodes) -> {reason: node count}`` gives the
 failure reasons of an unschedulable pod (see :func:`fit_error_message`). An optional
 ``filter_score(cluster, pod, nodes) -> (scores, hints)`` does filter and score in one pass
 (scores -1 where the filter rejects; hints of rejected nodes are never read); the framework
@@ -235,6 +237,7 @@ class Scheduler:
         self._cache_key = getattr(policy, "cache_key", None) if cache else None
         self._normalize = getattr(policy, "normalize", None)
         self._finalize = getattr(policy, "finalize", None)
+        self._finalize_uniform = getattr(policy, "finalize_uniform", None)
         self._filter_score = getattr(policy, "filter_score", None)
         self._percentage = getattr(policy, "percentage_of_nodes_to_score", None)
         if self._percentage is not None:
@@ -345,16 +348,26 @@ class Scheduler:
         self.last_examined = examined
         if len(nodes) == 0:
             return None
-        node_scores = scores[nodes]
-        if self._finalize is not None:
-            node_scores = self._finalize(c, pod, nodes, node_scores, hints[nodes])
-        if self.tie_break == "order":
-            pick = int(node_scores.argmax())  # the first best in walk order
+        uniform = self._finalize is None or (
+            self._finalize_uniform is not None and self._finalize_uniform(c, pod)
+        )
+        if uniform and start + examined <= n:
+            # The walk did not wrap and the final ranking is the cached one: rank the walked
+            # slots in place (infeasible ones score -1, never the best), in walk order.
+            ranked = scores[start : start + examined]
+            offset = start
         else:
-            ties = (node_scores == node_scores.max()).nonzero()[0]
+            ranked = scores[nodes]
+            if self._finalize is not None:
+                ranked = self._finalize(c, pod, nodes, ranked, hints[nodes])
+            offset = -1
+        if self.tie_break == "order":
+            pick = int(ranked.argmax())  # the first best in walk order
+        else:
+            ties = (ranked == ranked.max()).nonzero()[0]
             # One tie: no draw (the generator's sequence depends on it).
             pick = int(ties[0]) if len(ties) == 1 else int(ties[self.rng.integers(len(ties))])
-        node = int(nodes[pick])
+        node = offset + pick if offset >= 0 else int(nodes[pick])
         gpus = self.policy.choose_gpus(c, pod, node, int(hints[node]), self.rng)
         c.assign(node, pod, gpus)
         return Placement(node, gpus)

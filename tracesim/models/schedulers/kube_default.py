@@ -64,7 +64,7 @@ GPU_RESOURCE = "nvidia.com/gpu"
 #: Up to this many nodes, filter and score run on Python scalars: the framework's cache leaves
 #: a few changed nodes per decision, where numpy's per-call overhead would dominate
 #: (measured here: about 1 us per node on Python ints against ~30 us for a vectorised call).
-SCALAR_NODES = 24
+SCALAR_NODES = 32
 
 # Effect codes of parsed vocabulary entries.
 _LABEL, _NO_SCHEDULE, _PREFER, _NO_EXECUTE = 0, 1, 2, 3
@@ -350,6 +350,8 @@ class KubeDefaultPolicy(BasePolicy):
         untolerated taint (-1 = none). Each node is reported by the first plugin that rejects
         it, as kube-scheduler's filter loop stops there."""
         table = self._table(cluster, pod.constraint)
+        if len(nodes) <= SCALAR_NODES and not (pod.model_mask or table.selector or table.terms):
+            return self._reasons_rows(cluster, pod, table, nodes)
         taints = cluster.taint_codes[nodes]
         if table.has_hard and taints.shape[1]:
             bad = table.hard[taints]
@@ -366,6 +368,40 @@ class KubeDefaultPolicy(BasePolicy):
         for b, (_, rejected) in enumerate(self._fit_masks(cluster, pod, nodes)):
             bits |= (rest & rejected).astype(np.int64) << (b + 2)
         return bits, first
+
+    def _reasons_rows(
+        self, c: ClusterState, pod: PodRequest, table: _Tables, nodes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_reasons` of a few nodes for a pod without node affinity or GPU model, on
+        Python ints from their resource and GPU rows (the affinity bit is never set: nothing
+        to match)."""
+        cpu, memory = pod.cpu_milli, pod.memory_bytes
+        # Bit positions of the NodeResourcesFit reasons, as :meth:`_fit_masks` orders them.
+        cpu_bit = 1 << 3 if cpu else 0
+        memory_bit = 1 << (4 if cpu else 3) if memory else 0
+        gpu_bit = 1 << (3 + bool(cpu) + bool(memory))
+        gpu_count, gpu_milli = pod.gpu_count, pod.gpu_milli
+        gpus = c.gpu_free_milli[nodes].tolist() if gpu_count else None
+        hard = table.hard_codes if table.has_hard else None
+        taints = c.taint_codes[nodes].tolist() if hard else None
+        bits, first = [], []
+        for i, (a_cpu, a_mem, a_pods, u_cpu, u_mem, u_pods, _, _) in enumerate(
+            c.resources[nodes].tolist()
+        ):
+            code = next((t for t in taints[i] if t in hard), -1) if hard else -1
+            first.append(code)
+            if code >= 0:
+                bits.append(1)
+                continue
+            b = 1 << 2 if u_pods >= a_pods else 0
+            if cpu and a_cpu - u_cpu < cpu:
+                b |= cpu_bit
+            if memory and a_mem - u_mem < memory:
+                b |= memory_bit
+            if gpus is not None and sum(g >= gpu_milli for g in gpus[i]) < gpu_count:
+                b |= gpu_bit
+            bits.append(b)
+        return np.array(bits, np.int64), np.array(first, np.int64)
 
     def _filter_rows(
         self, c: ClusterState, pod: PodRequest, table: _Tables, nodes: np.ndarray, rows: list
@@ -444,10 +480,21 @@ class KubeDefaultPolicy(BasePolicy):
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`filter` and :meth:`score` of ``nodes`` in one pass: node-local scores (-1
         where the filter rejects) and hints. A few nodes (the framework's cache leaves a few
-        changed ones per decision) are gathered once and computed on Python ints."""
+        changed ones per decision) are gathered once and computed on Python ints; a plain
+        case (LeastAllocated, no node affinity or GPU model to match) in one loop, or for
+        more nodes in one set of array operations on their gathered resource rows."""
         c = cluster
         table = self._table(c, pod.constraint)
+        plain = (
+            self.strategy == "LeastAllocated"
+            and self.cpu_weight + self.memory_weight > 0
+            and not (pod.model_mask or table.selector or table.terms)
+        )
         if len(nodes) > SCALAR_NODES or self.strategy == "RequestedToCapacityRatio":
+            if plain:
+                scores = self._plain_array(c, pod, table, nodes)
+                if scores is not None:
+                    return scores, self._prefer(c, table, nodes)
             mask = self.filter(c, pod, nodes)
             scores = np.full(len(nodes), -1, np.int64)
             ok = nodes[mask]
@@ -455,10 +502,91 @@ class KubeDefaultPolicy(BasePolicy):
                 scores[mask] = self.score(c, pod, ok)[0]
             return scores, self._prefer(c, table, nodes)
         rows = c.resources[nodes].tolist()
+        if plain:
+            taints = c.taint_codes[nodes].tolist() if table.has_hard else None
+            gpus = c.gpu_free_milli[nodes].tolist() if pod.gpu_count else None
+            local = self._plain_rows(pod, table, rows, taints, gpus)
+            return np.array(local, np.int64), self._prefer(c, table, nodes)
         ok = self._filter_rows(c, pod, table, nodes, rows)
-        local = iter(self._score_rows(pod, [r for r, o in zip(rows, ok, strict=True) if o]))
-        scores = np.array([next(local) if o else -1 for o in ok], np.int64)
+        it = iter(self._score_rows(pod, [r for r, o in zip(rows, ok, strict=True) if o]))
+        scores = np.array([next(it) if o else -1 for o in ok], np.int64)
         return scores, self._prefer(c, table, nodes)
+
+    def _plain_rows(
+        self,
+        pod: PodRequest,
+        table: _Tables,
+        rows: list,
+        taints: list | None,
+        gpus: list | None,
+    ) -> list[int]:
+        """:meth:`filter_score` in the plain case (LeastAllocated, no node affinity or GPU
+        model) from resource rows (and the nodes' taint codes when the pod minds a taint,
+        their GPUs' free milli-GPU when it asks for GPUs) in one loop: the checks of
+        :meth:`_filter_rows` and the arithmetic of :meth:`_score_rows`; -1 where the filter
+        rejects."""
+        cpu, memory = pod.cpu_milli, pod.memory_bytes
+        nz_cpu, nz_mem = pod.nonzero_cpu_milli, pod.nonzero_memory_bytes
+        w_cpu, w_mem = self.cpu_weight, self.memory_weight
+        w_both = w_cpu + w_mem
+        fit_weight, balanced_weight = self.fit_weight, self.balanced_weight
+        hard = table.hard_codes if taints is not None else None
+        gpu_count, gpu_milli = pod.gpu_count, pod.gpu_milli
+        out = []
+        for i, row in enumerate(rows):
+            a_cpu, a_mem, a_pods, u_cpu, u_mem, u_pods, n_cpu, n_mem = row
+            if (
+                u_pods >= a_pods
+                or (cpu and a_cpu - u_cpu < cpu)
+                or (memory and a_mem - u_mem < memory)
+                or (hard is not None and not hard.isdisjoint(taints[i]))
+                or (gpus is not None and sum(g >= gpu_milli for g in gpus[i]) < gpu_count)
+            ):
+                out.append(-1)
+            elif a_cpu and a_mem:
+                r_cpu, r_mem = n_cpu + nz_cpu, n_mem + nz_mem
+                s_cpu = 0 if r_cpu > a_cpu else (a_cpu - r_cpu) * MAX_SCORE // a_cpu
+                s_mem = 0 if r_mem > a_mem else (a_mem - r_mem) * MAX_SCORE // a_mem
+                local = fit_weight * ((s_cpu * w_cpu + s_mem * w_mem) // w_both)
+                if balanced_weight:
+                    std = abs(min((u_cpu + cpu) / a_cpu, 1.0) - min((u_mem + memory) / a_mem, 1.0))
+                    local += balanced_weight * int((1.0 - std / 2) * MAX_SCORE)
+                out.append(local)
+            else:  # a resource with no allocatable: the general arithmetic
+                out.append(self._score_rows(pod, [row])[0])
+        return out
+
+    def _plain_array(
+        self, c: ClusterState, pod: PodRequest, table: _Tables, nodes: np.ndarray
+    ) -> np.ndarray | None:
+        """:meth:`filter_score` scores in the plain case (see :meth:`_plain_rows`) with array
+        operations on the gathered resource rows (the vectorised filter and score, fused);
+        None when a node has no allocatable cpu or memory (the general path handles it)."""
+        res = c.resources[nodes]
+        a_cpu, a_mem, a_pods, u_cpu, u_mem, u_pods, n_cpu, n_mem = res.T
+        if not (a_cpu.all() and a_mem.all()):
+            return None
+        cpu, memory = pod.cpu_milli, pod.memory_bytes
+        ok = u_pods < a_pods
+        if cpu:
+            ok &= a_cpu - u_cpu >= cpu
+        if memory:
+            ok &= a_mem - u_mem >= memory
+        if table.has_hard:
+            ok &= ~table.hard[c.taint_codes[nodes]].any(axis=1)
+        if pod.gpu_count:
+            ok &= (c.gpu_free_milli[nodes] >= pod.gpu_milli).sum(axis=1) >= pod.gpu_count
+        # LeastAllocated as fit_score's common case; balanced as balanced_allocation.
+        s_cpu = np.maximum((a_cpu - (n_cpu + pod.nonzero_cpu_milli)) * MAX_SCORE, 0) // a_cpu
+        s_mem = np.maximum((a_mem - (n_mem + pod.nonzero_memory_bytes)) * MAX_SCORE, 0) // a_mem
+        w_cpu, w_mem = self.cpu_weight, self.memory_weight
+        local = self.fit_weight * ((s_cpu * w_cpu + s_mem * w_mem) // (w_cpu + w_mem))
+        if self.balanced_weight:
+            f_cpu = np.minimum((u_cpu + cpu) / a_cpu, 1.0)
+            f_mem = np.minimum((u_mem + memory) / a_mem, 1.0)
+            std = np.abs(f_cpu - f_mem) / 2
+            local += self.balanced_weight * ((1.0 - std) * MAX_SCORE).astype(np.int64)
+        return np.where(ok, local, -1)
 
     def _reason_messages(self, pod: PodRequest) -> list[str]:
         """Messages of reason bits 1.. (affinity, then :meth:`_fit_masks` order)."""
@@ -557,6 +685,11 @@ class KubeDefaultPolicy(BasePolicy):
             # No PreferNoSchedule taint the pod minds (hints all 0): all normalise to 100.
             return scores + self.taint_weight * MAX_SCORE
         return scores + self.taint_weight * normalize_reverse(hints)
+
+    def finalize_uniform(self, cluster: ClusterState, pod: PodRequest) -> bool:
+        """True when :meth:`finalize` adds one amount to every scored node (no
+        PreferNoSchedule taint the pod minds): the ranking is the cached scores'."""
+        return not self._table(cluster, pod.constraint).has_soft
 
     def choose_gpus(
         self,
