@@ -88,10 +88,15 @@ class CalibratedTiming:
         self.filter_s = p.filter_plugins * p.filter_us_per_node_plugin / 1e6 / p.parallelism
         self.score_s = p.score_plugins * p.score_us_per_node_plugin / 1e6 / p.parallelism
         self.busy_s = 0.0
+        self._to_find = (-1, 0)  # (nodes_total, numFeasibleNodesToFind) of the last call
 
     def cycle_time_s(self, nodes_examined: int, nodes_total: int) -> float:
         """Seconds of one cycle that examined ``nodes_examined`` of ``nodes_total`` nodes."""
-        scored = min(nodes_examined, num_feasible_nodes_to_find(0, nodes_total))
+        total, to_find = self._to_find
+        if total != nodes_total:
+            to_find = num_feasible_nodes_to_find(0, nodes_total)
+            self._to_find = (nodes_total, to_find)
+        scored = min(nodes_examined, to_find)
         dt = self.base_s + nodes_examined * self.filter_s + scored * self.score_s
         self.busy_s += dt
         return dt
