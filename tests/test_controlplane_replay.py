@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
+from _row_trace import write_trace
 
 from tracesim.models.params import load_profile
 from tracesim.models.registry import load_scheduler
@@ -18,24 +18,8 @@ from tracesim.sim.controlplane import CalibratedTiming
 from tracesim.sim.engine import Simulation, replay
 from tracesim.sim.workload import load_trace_writes, load_workload
 from tracesim.sources.synth import SynthConfig, synthesize
-from tracesim.trace.schema import SCHEMA
-from tracesim.trace.writer import TraceWriter
 
 GiB = 2**30
-T0_US = 1_767_600_000 * 1_000_000
-
-
-def write_trace(path: Path, rows: list[dict]) -> Path:
-    rows = sorted(rows, key=lambda r: r["t"])
-    cols: dict[str, list] = {"ts": [T0_US + round(r["t"] * 1e6) for r in rows]}
-    for name in sorted({k for r in rows for k in r} - {"t"}):
-        cols[name] = [r.get(name) for r in rows]
-    table = pa.table(
-        {k: pa.array(v, pa.int64() if k == "ts" else SCHEMA.field(k).type) for k, v in cols.items()}
-    )
-    with TraceWriter(path, "synthetic", journal=False, overwrite=True) as w:
-        w.write_table(table)
-    return path
 
 
 def node(t: float, name: str, cpu: int = 64_000) -> dict:

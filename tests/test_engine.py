@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
+from _row_trace import write_trace as _write_trace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,27 +15,13 @@ from tracesim.models.registry import load_scheduler
 from tracesim.sim.engine import BOUND, EngineConfig, Simulation, replay
 from tracesim.sim.workload import load_workload
 from tracesim.sources.synth import SynthConfig, synthesize
-from tracesim.trace.schema import SCHEMA
-from tracesim.trace.writer import TraceWriter
 
 GiB = 2**30
-T0_US = 1_767_600_000 * 1_000_000
 
 
 def write_trace(path: Path, rows: list[dict]) -> Path:
-    """Rows are dicts of trace columns with ``t`` in seconds instead of ``ts``."""
-    rows = sorted(rows, key=lambda r: r["t"])
-    cols: dict[str, list] = {"ts": [T0_US + round(r["t"] * 1e6) for r in rows]}
-    names = sorted({k for r in rows for k in r} - {"t"})
-    for name in names:
-        cols[name] = [r.get(name) for r in rows]
-    cols.setdefault("size_bytes", [1000] * len(rows))
-    table = pa.table(
-        {k: pa.array(v, pa.int64() if k == "ts" else SCHEMA.field(k).type) for k, v in cols.items()}
-    )
-    with TraceWriter(path, "synthetic", journal=False, overwrite=True) as w:
-        w.write_table(table)
-    return path
+    """Rows without a size get 1,000 bytes."""
+    return _write_trace(path, rows, size_bytes=1000)
 
 
 def node(t, name, cpu=4_000, mem=8, etype="LISTED", gpus=0, **kw) -> dict:

@@ -6,26 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
+from _row_trace import write_trace
 
 from tracesim.sim.workload import POD_DELETE, load_replay, load_trace_writes, load_workload
-from tracesim.trace.schema import SCHEMA
-from tracesim.trace.writer import TraceWriter
-
-T0_US = 1_767_600_000 * 1_000_000
-
-
-def write_trace(path: Path, rows: list[dict], rotate_s: float = 3600.0) -> Path:
-    rows = sorted(rows, key=lambda r: r["t"])
-    cols: dict[str, list] = {"ts": [T0_US + round(r["t"] * 1e6) for r in rows]}
-    for name in sorted({k for r in rows for k in r} - {"t"}):
-        cols[name] = [r.get(name) for r in rows]
-    table = pa.table(
-        {k: pa.array(v, pa.int64() if k == "ts" else SCHEMA.field(k).type) for k, v in cols.items()}
-    )
-    with TraceWriter(path, "synthetic", journal=False, rotate_s=rotate_s) as w:
-        w.write_table(table)
-    return path
 
 
 def row(t, kind, name, etype="ADDED", ns="default", uid="auto", **extra) -> dict:
