@@ -704,6 +704,8 @@ class ControlPlane:
             self._hb_verbs = np.full(2 * n, VERB_CODE["update"], np.uint8)
             self._hb_scopes = np.full(2 * n, SCOPE_CODE["resource"], np.uint8)
             self._hb_ops = np.full(2 * n, etcd_mod.UPDATE, np.int8)
+            for c in (self._hb_verbs, self._hb_scopes, self._hb_ops):
+                c.flags.writeable = False  # shared by every heartbeat wave
         self._offer(
             "node-high",
             f"kubelet-{self._tick_no % WAVE_FLOWS}",
