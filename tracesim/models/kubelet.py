@@ -69,8 +69,9 @@ class WriteStream:
         self.start_s = float(start_s)
         self.size_bytes = float(size_bytes)
         by_phase = np.argsort(phases, kind="stable")
-        self._phases = phases[by_phase]  # sorted phases (s) and the object of each
-        self._phase_list = self._phases.tolist()  # for bisect: cheaper than searchsorted
+        # Sorted phases (s), a list for bisect (cheaper than searchsorted), and the object
+        # of each.
+        self._phase_list = phases[by_phase].tolist()
         self._objects = by_phase.astype(np.int64)
         bucket = np.floor(phases / bucket_s).astype(np.int64)
         order = np.argsort(bucket, kind="stable")

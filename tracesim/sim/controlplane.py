@@ -59,6 +59,7 @@ from ..models.kubelet import Heartbeats
 from ..models.params import Profile
 from ..models.ratelimit import TokenBucket
 from ..models.schedulers.base import num_feasible_nodes_to_find
+from .engine import BOUND, NEW
 from .metrics import Metrics
 from .workload import TraceWrites, resource_of
 
@@ -492,7 +493,7 @@ class ControlPlane:
         per_pod = self.profile.scheduler.event_writes_per_pod
         ev_code = self.steps["event"].code
         for pod in ok.tolist():
-            if bound[pod] == 3:  # BOUND: not deleted meanwhile
+            if bound[pod] == BOUND:  # not deleted meanwhile
                 bound_s[pod] = now
             for _ in range(per_pod):
                 # Negative keys: never the trace's objects (whose keys are >= 0).
@@ -513,7 +514,7 @@ class ControlPlane:
         self._add("status_creating", pod)
 
     def _running(self, pod: int) -> None:
-        if self.sim.state[pod] == 3:  # still on its node
+        if self.sim.state[pod] == BOUND:  # still on its node
             self._add("status_running", pod)
 
     def _running_seen(self, tags: np.ndarray) -> None:
@@ -561,7 +562,7 @@ class ControlPlane:
     def on_pod_delete(self, pod: int, t_s: float) -> None:
         """The trace deletes ``pod`` now (the engine releases its resources)."""
         sim = self.sim
-        if sim.state[pod] == 0 and not sim.w.preexisting[pod]:  # NEW: create not seen yet
+        if sim.state[pod] == NEW and not sim.w.preexisting[pod]:  # create not seen yet
             sim.deleted_s[pod] = t_s
             if math.isnan(self.seen_s[pod]) and pod not in sim.reason:
                 self.pending_delete[pod] = True  # create in flight: remove when done
@@ -644,7 +645,7 @@ class ControlPlane:
             tags, state = steps["status_running"].tags, self.sim.state
             while q and q[0][0] < horizon:
                 pod = q.popleft()[1]
-                if state[pod] == 3:  # still on its node
+                if state[pod] == BOUND:  # still on its node (as _running)
                     tags.append(pod)
         q = self._t_stopped
         if q and q[0][0] < horizon:
