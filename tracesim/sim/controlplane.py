@@ -693,14 +693,12 @@ class ControlPlane:
         if len(parts) == 1:  # one stream (Leases, or NodeStatus): its constant columns
             stream, keys = parts[0]
             n = len(keys)
-            cols = self._hb_columns.get(stream)
-            if cols is None or len(cols[0]) < n:
-                cols = self._hb_columns[stream] = self._heartbeat_columns([(stream, keys)], n)
-            sizes, res, kinds = (c[:n] for c in cols)
-        else:
+            sizes, res, kinds = self._heartbeat_columns(stream, n)
+        else:  # Leases and NodeStatus reports: the streams' columns end to end
             keys = np.concatenate([k for _, k in parts])
             n = len(keys)
-            sizes, res, kinds = self._heartbeat_columns(parts, n)
+            cols = [self._heartbeat_columns(st, len(k)) for st, k in parts]
+            sizes, res, kinds = (np.concatenate([c[i] for c in cols]) for i in range(3))
         if len(self._hb_verbs) < n:
             self._hb_verbs = np.full(2 * n, VERB_CODE["update"], np.uint8)
             self._hb_scopes = np.full(2 * n, SCOPE_CODE["resource"], np.uint8)
@@ -721,17 +719,22 @@ class ControlPlane:
             (),
         )
 
-    def _heartbeat_columns(self, parts: list, n: int) -> tuple[np.ndarray, ...]:
-        """Sizes, resource codes and etcd kind codes of heartbeat writes (constant per
-        stream; read only); with one part, room for ``2 n`` writes to be sliced later."""
-        api, e = self.api, self.etcd
-        counts = [len(k) for _, k in parts] if len(parts) > 1 else [2 * n]
-        sizes = np.repeat([float(st.size_bytes) for st, _ in parts], counts)
-        res = np.repeat([api.resource_code(st.resource) for st, _ in parts], counts)
-        kinds = np.repeat([e.kind_code(st.resource) for st, _ in parts], counts)
-        for c in (sizes, res, kinds):
-            c.flags.writeable = False
-        return sizes, res, kinds
+    def _heartbeat_columns(self, stream: Any, n: int) -> tuple[np.ndarray, ...]:
+        """Sizes, resource codes and etcd kind codes of ``n`` heartbeat writes of ``stream``
+        (constant per stream: read-only slices of a cached column, grown by doubling)."""
+        cols = self._hb_columns.get(stream)
+        if cols is None or len(cols[0]) < n:
+            api, e = self.api, self.etcd
+            m = 2 * n
+            cols = (
+                np.full(m, float(stream.size_bytes)),
+                np.full(m, api.resource_code(stream.resource), np.int64),
+                np.full(m, e.kind_code(stream.resource), np.int64),
+            )
+            for c in cols:
+                c.flags.writeable = False
+            self._hb_columns[stream] = cols
+        return cols[0][:n], cols[1][:n], cols[2][:n]
 
     def _ticker(self):
         env, W = self.env, self.wave_s
