@@ -21,6 +21,7 @@ from tracesim.calibrate.fit import (
     FitResult,
     assign_roles,
     fit,
+    fit_leader,
     fit_reads,
     fit_spread,
     profile_text,
@@ -173,6 +174,9 @@ def test_fit_recovers_the_parameters_of_a_model_etcd():
     maintenance.update(db_size_after_compaction_bytes=2**28, defrag_s=0.5)
     result = fit(points, maintenance, max_evals=80)
     v = result.values
+    # A serial etcd: the fit tried the pipelined leader too, and kept the serial one.
+    assert v["apply_pipelined"] is False
+    assert any(n.startswith("leader: serial") for n in result.notes), result.notes
     assert v["client_rtt_ms"] == pytest.approx(0.25, rel=0.05)
     assert v["peer_rtt_ms"] == pytest.approx(0.1, rel=0.05)
     assert v["read_concurrency"] == 1
@@ -353,6 +357,9 @@ def test_replay_accepts_a_calibrated_profile(tmp_path, capsys):
         "read_front_us": 250.0,
         "read_wakeup_us": 60.0,
         "byte_cv_ratio": 0.3,
+        "apply_pipelined": True,
+        "wal_ns_per_byte": 8.0,
+        "write_overhead_us": 120.0,
     }
     prof = write_profile(tmp_path / "etcd-here.toml", profile_text(_fitted(values), {}))
     out = tmp_path / "replay"
@@ -363,9 +370,32 @@ def test_replay_accepts_a_calibrated_profile(tmp_path, capsys):
     assert summary["parameters"]["etcd"]["fsync_cv_ratio"] == 1.2
     assert summary["parameters"]["etcd"]["read_sharing"] == "ps"
     assert summary["parameters"]["etcd"]["read_front_us"] == 250.0
+    assert summary["parameters"]["etcd"]["apply_pipelined"] is True
+    assert summary["parameters"]["etcd"]["write_overhead_us"] == 120.0
     assert summary["parameters"]["apiserver"]["storage_size_ratio"] == 0.5  # from `current`
     etcd = pd.read_parquet(out / "etcd.parquet")
     assert etcd["revision"].iloc[-1] > etcd["revision"].iloc[0]  # writes went through etcd
+
+
+def test_leader_fit_keeps_the_pipelined_leader_of_a_pipelined_etcd_and_records_it(tmp_path):
+    # A model etcd whose WAL and apply stages overlap (fsync ~ apply of a few puts): the
+    # write fit tries both leaders on the fit points and keeps the pipelined one, says so,
+    # and the profile carries the choice. Lease and ~1 MB puts only, few evaluations: fast.
+    truth = _model_etcd(
+        apply_pipelined=True, fsync_ms=1.5, apply_us_per_request=300.0, wal_ns_per_byte=15.0
+    )
+    pts = assign_roles(_synthetic_points(truth))
+    pts = pts[(pts["phase"] == "write") & (pts["size_class"] != "node")]
+    serial_truth = dataclasses.replace(truth, apply_pipelined=False, wal_ns_per_byte=0.0)
+    chosen, notes, evals = fit_leader(pts, serial_truth, max_evals=8)
+    assert chosen.base.apply_pipelined is True and evals > 0
+    assert any(n.startswith("leader: pipelined") for n in notes), notes
+    assert {"write_overhead_us", "wal_ns_per_byte"} <= set(chosen.write_vals)
+    values = {"apply_pipelined": True, **chosen.write_vals, **chosen.spread_vals}
+    res = FitResult(values, chosen.base, chosen.loss, evals, notes=notes)
+    text = profile_text(res, {})
+    assert "apply_pipelined = true  # measured: write fit" in text
+    assert load_profile(str(write_profile(tmp_path / "p.toml", text))).etcd.apply_pipelined
 
 
 def test_roles_hold_out_every_other_concurrency_but_keep_the_highest():

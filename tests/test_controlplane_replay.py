@@ -235,7 +235,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     ("args", "message"),
     [
         (["--profile", "nope"], "unknown profile 'nope'; valid: 2019-era, current"),
-        (["--profile", "current", "--set", "etcd.fsync=2"], "valid: apply_us_per_request"),
+        (["--profile", "current", "--set", "etcd.fsync=2"], "valid: apply_pipelined, apply_us"),
         (["--profile", "current", "--set", "etcd.fsync_ms=2s"], "in ms, not 's'"),
         (["--set", "etcd.fsync_ms=2"], "need a profile; add --profile current"),
     ],

@@ -768,3 +768,142 @@ def test_mixed_groups_apply_as_sequential_writes(groups):
             mine = [v for (k, _), v in state.items() if k == kind]
             assert etcd.count(kind) == len(mine)
             assert etcd.bytes_of(kind) == sum(mine)
+
+
+# --------------------------------------------------------------------------- pipelined leader
+
+
+def _stage_loop(
+    n_clients: int,
+    span_s: float = 1.0,
+    seed: int | None = None,
+    size_bytes: float = 264.0,
+    **params,
+):
+    """``n_clients`` closed-loop clients on a leader with simple stage costs (no peer round,
+    no backend commit cost); (throughput 1/s, mean latency s, members per batch, model)."""
+    env = simpy.Environment()
+    base = dict(
+        client_rtt_ms=0.0,
+        peer_rtt_ms=0.0,
+        ns_per_byte=0.0,
+        backend_commit_ms=0.0,
+        freelist_ns_per_alloc=0.0,
+    )
+    p = dataclasses.replace(EtcdParams(), **{**base, **params})
+    etcd = EtcdModel(env, p, None if seed is None else np.random.default_rng(seed))
+    etcd.preload("kv", list(range(n_clients)), 256)
+    lats: list[float] = []
+    warm_s = 0.1
+
+    def client(i):
+        while True:
+            res = yield etcd.write("update", "kv", i, size_bytes)
+            assert res.ok
+            if env.now > warm_s:
+                lats.append(res.latency_s)
+
+    for i in range(n_clients):
+        env.process(client(i))
+    env.run(until=warm_s + span_s)
+    return len(lats) / span_s, float(np.mean(lats)), etcd.writes_ok / etcd.batches, etcd
+
+
+def test_pipelined_leader_is_off_by_default():
+    assert EtcdParams().apply_pipelined is False
+    assert EtcdParams().wal_ns_per_byte == 0.0 and EtcdParams().write_overhead_us == 0.0
+
+
+def test_single_client_latency_is_the_same_serial_or_pipelined():
+    # One put at a time: nothing to overlap, so the stages add up either way.
+    kw = dict(fsync_ms=1.0, apply_us_per_request=400.0)
+    _, serial, _, _ = _stage_loop(1, **kw)
+    _, piped, _, _ = _stage_loop(1, apply_pipelined=True, **kw)
+    assert serial == pytest.approx(1.4e-3, rel=1e-9)
+    assert piped == pytest.approx(serial, rel=1e-9)
+
+
+def test_pipelined_two_clients_do_not_wait_for_each_others_apply():
+    # apply ~ fsync: the serial leader alternates the two clients' batches (each waits for
+    # the other's fsync AND apply); pipelined, one's fsync overlaps the other's apply.
+    kw = dict(fsync_ms=1.0, apply_us_per_request=1000.0)
+    thr_s, lat_s, _, _ = _stage_loop(2, **kw)
+    thr_p, lat_p, _, _ = _stage_loop(2, apply_pipelined=True, **kw)
+    assert lat_s == pytest.approx(4e-3, rel=0.02)
+    assert lat_p == pytest.approx(2e-3, rel=0.02)
+    assert thr_p == pytest.approx(2 * thr_s, rel=0.03)
+
+
+def test_saturated_throughput_is_batch_over_max_of_stages_not_their_sum():
+    f_s, a_s = 1e-3, 100e-6  # fsync per batch, apply per request
+    kw = dict(fsync_ms=f_s * 1e3, apply_us_per_request=a_s * 1e6)
+    thr_s, _, batch_s, _ = _stage_loop(10, **kw)
+    thr_p, _, batch_p, _ = _stage_loop(10, apply_pipelined=True, **kw)
+    assert thr_s == pytest.approx(batch_s / (f_s + a_s * batch_s), rel=0.02)
+    assert thr_p == pytest.approx(batch_p / max(f_s, a_s * batch_p), rel=0.02)
+    assert thr_p > 1.3 * thr_s
+
+
+def test_pipelined_utilisation_counts_either_stage_and_queue_counts_both_waits():
+    # One client: busy = fsync + apply of each put (the two stages never overlap), as serial.
+    kw = dict(fsync_ms=1.0, apply_us_per_request=500.0, client_rtt_ms=0.5)
+    _, _, _, serial = _stage_loop(1, **kw)
+    _, _, _, piped = _stage_loop(1, apply_pipelined=True, **kw)
+    util_s = serial.busy_area_s() / serial.env.now
+    assert util_s == pytest.approx(1.5 / 2.0, abs=0.01)
+    assert piped.busy_area_s() / piped.env.now == pytest.approx(util_s, abs=1e-6)
+    # A burst: the first put is fsynced then waits for the apply stage behind a slow apply.
+    env = simpy.Environment()
+    p = dataclasses.replace(
+        EtcdParams(), apply_pipelined=True, fsync_ms=1.0, peer_rtt_ms=0.0, ns_per_byte=0.0
+    )
+    p = dataclasses.replace(p, apply_us_per_request=5000.0)
+    etcd = EtcdModel(env, p)
+    etcd.preload("kv", list(range(3)), 100)
+    for i in range(3):
+        etcd.write("update", "kv", i, 100)
+    env.run(until=0.5e-3)  # batch 1 (1 put) in its fsync, 2 puts pending
+    assert etcd.queue_len == 2
+    env.run(until=2.5e-3)  # batch 1 applying, batch 2 fsynced and waiting for the apply
+    assert etcd.queue_len == 2 and etcd.batches == 2
+    assert etcd.busy_area_s() == pytest.approx(2.5e-3)
+
+
+def test_pipelined_spread_is_deterministic_and_keeps_single_client_draws():
+    kw = dict(fsync_ms=1.0, apply_us_per_request=300.0, fsync_cv_ratio=0.8)
+    kw.update(batch_apply_cv_ratio=0.5, backend_commit_ms=0.0)
+    a = _stage_loop(4, seed=3, apply_pipelined=True, **kw)
+    b = _stage_loop(4, seed=3, apply_pipelined=True, **kw)
+    c = _stage_loop(4, seed=4, apply_pipelined=True, **kw)
+    assert a[:3] == b[:3] and a[:3] != c[:3]
+    # One client, no backend commit (a commit blocks only the apply stage when pipelined):
+    # the same draws per batch in the same order, so the same latencies.
+    kw["backend_commit_interval_ms"] = 1e6
+    one_s = _one_client_latencies(500, np.random.default_rng(5), **kw)
+    one_p = _one_client_latencies(500, np.random.default_rng(5), apply_pipelined=True, **kw)
+    np.testing.assert_allclose(one_p, one_s, rtol=1e-12)
+
+
+def test_wal_bytes_overlap_the_apply_bytes_when_pipelined():
+    # ~1 MB puts, per-byte work split between the stages: 2 in flight are answered in about
+    # the single-client latency at twice the throughput, where the serial leader queues them.
+    kw = dict(fsync_ms=0.1, apply_us_per_request=10.0, ns_per_byte=10.0, wal_ns_per_byte=10.0)
+    kw["size_bytes"] = 1e6
+    kw["span_s"] = 2.0
+    thr1, lat1, _, _ = _stage_loop(1, apply_pipelined=True, **kw)
+    thr2, lat2, _, _ = _stage_loop(2, apply_pipelined=True, **kw)
+    thr_s1, lat_s1, _, _ = _stage_loop(1, **kw)
+    thr_s2, _, _, _ = _stage_loop(2, **kw)
+    assert lat1 == pytest.approx(20.2e-3, rel=0.01) and lat_s1 == pytest.approx(lat1, rel=1e-9)
+    assert lat2 == pytest.approx(lat1, rel=0.05) and thr2 == pytest.approx(2 * thr1, rel=0.05)
+    assert thr_s2 < 1.1 * thr_s1
+
+
+def test_write_overhead_delays_a_write_without_occupying_the_leader():
+    kw = dict(fsync_ms=1.0, apply_us_per_request=200.0)
+    _, lat0, _, e0 = _stage_loop(1, **kw)
+    _, lat1, _, e1 = _stage_loop(1, write_overhead_us=800.0, **kw)
+    assert lat1 == pytest.approx(lat0 + 0.8e-3, rel=1e-9)
+    # The leader is busy 1.2 ms per 2.0 ms cycle instead of all the time.
+    assert e0.busy_area_s() / e0.env.now == pytest.approx(1.0, abs=0.01)
+    assert e1.busy_area_s() / e1.env.now == pytest.approx(1.2 / 2.0, abs=0.01)

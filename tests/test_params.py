@@ -84,7 +84,7 @@ def test_overrides_are_applied_with_types():
     ("name", "overrides", "needle"),
     [
         ("nosuch", [], "valid: 2019-era, current"),
-        ("current", ["etcd.nosuch=1"], "valid: apply_us_per_request"),
+        ("current", ["etcd.nosuch=1"], "valid: apply_pipelined, apply_us_per_request"),
         ("current", ["nosuch.x=1"], "valid: apiserver, etcd, kubelet, scheduler"),
         ("current", ["etcd.fsync_ms=2s"], "in ms, not 's'"),
         ("current", ["etcd.fsync_ms=fast"], "takes a number in ms"),

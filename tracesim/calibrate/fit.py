@@ -33,6 +33,14 @@ units):
   model's replay of the write points used for fitting, by Nelder-Mead in log space from a
   closed-form start (saturated throughput per value size gives the per-request and per-byte
   costs; the single-client latency the rest).
+- **leader** (simulation, :func:`fit_leader`): the write fit above is run twice, with the
+  serial leader and with the pipelined one (``apply_pipelined``: WAL and apply stages
+  overlapping, as etcd's raftNode.start() does), the latter also adjusting
+  ``write_overhead_us`` (latency off the leader) and, with ~1 MB puts among the fit points,
+  ``wal_ns_per_byte`` (the WAL stage's per-byte work; ~1 MB puts at 2 in flight are answered
+  in about the single-client latency at twice its throughput, which needs the per-byte work
+  split over two overlapping stages). The pipelined leader is kept only if its loss on the
+  fit points is lower; the spread and the refit below are done for the kept one.
 - **spread** (simulation): ``fsync_cv_ratio`` and ``batch_apply_cv_ratio`` (lognormal
   per-batch multipliers of the fsync and of the apply work) minimise the squared log errors of
   the p99/p50 ratio of the same replays (Nelder-Mead in log space, common random numbers:
@@ -75,6 +83,10 @@ WRITE_KEYS = ("fsync_ms", "apply_us_per_request", "ns_per_byte", "backend_commit
 #: fit (:func:`fit_spread`): without spread the model cannot reach it, and chasing it would
 #: bias the means.
 WEIGHTS = {"mean_ms": 1.0, "throughput_per_s": 1.0}
+#: With the pipelined leader the write fit also adjusts the write path's delay off the
+#: leader and, when ~1 MB puts are among the fit points, the WAL stage's per-byte work.
+PIPELINED_KEYS = ("write_overhead_us",)
+PIPELINED_BYTE_KEYS = ("wal_ns_per_byte",)
 #: Service-time spreads fitted to the p99/p50 ratios, and their bounds (CV, ratio).
 SPREAD_KEYS = ("fsync_cv_ratio", "batch_apply_cv_ratio")
 SPREAD_BOUNDS = (0.01, 4.0)
@@ -103,6 +115,8 @@ FLOORS = {
     "apply_us_per_request": 0.5,
     "ns_per_byte": 0.01,
     "backend_commit_ms": 0.01,
+    "write_overhead_us": 1.0,
+    "wal_ns_per_byte": 0.01,
 }
 
 
@@ -434,6 +448,10 @@ def _fit_read_front(
     return vals, err
 
 
+#: Starting values of the optional write parameters (the closed form does not give them).
+_EXTRA_START = {"write_overhead_us": 100.0, "wal_ns_per_byte": 5.0}
+
+
 def _start_writes(points: pd.DataFrame, rtt_ms: float, peer_ms: float) -> dict[str, float]:
     """Closed-form start: 1/saturated throughput = apply + bytes * ns (a line over sizes)."""
     fit = points[(points["phase"] == "write") & (points["role"] == "fit")]
@@ -468,6 +486,7 @@ def fit_writes(
     max_evals: int = 120,
     max_requests: int = 800,
     start: dict[str, float] | None = None,
+    keys: Sequence[str] = WRITE_KEYS,
 ) -> tuple[dict[str, float], float, int, list[int]]:
     """Simulation fit of :data:`WRITE_KEYS` to the ``fit`` write points.
 
@@ -484,11 +503,12 @@ def fit_writes(
     refit = start is not None
     if start is None:
         start = _start_writes(points, base.client_rtt_ms, base.peer_rtt_ms)
+    start = {**_EXTRA_START, **start}
     rows = [row for _, row in fit.iterrows()]
     measured = {m: np.array([float(r[m]) for r in rows]) for m in WEIGHTS}
 
     def params_of(x: np.ndarray) -> EtcdParams:
-        vals = {k: max(FLOORS[k], float(np.exp(v))) for k, v in zip(WRITE_KEYS, x, strict=True)}
+        vals = {k: max(FLOORS[k], float(np.exp(v))) for k, v in zip(keys, x, strict=True)}
         return dataclasses.replace(base, **vals)
 
     def loss(x: np.ndarray) -> float:
@@ -504,11 +524,11 @@ def fit_writes(
                     total += w * math.log(pred / measured[metric][i]) ** 2
         return total / len(rows)
 
-    x0 = np.log([start[k] for k in WRITE_KEYS])
+    x0 = np.log([start[k] for k in keys])
     # A refit from a previous optimum explores less far.
     x, best, evals = _nelder_mead(loss, x0, step=0.1 if refit else 0.3, max_evals=max_evals)
     p = params_of(x)
-    values = {k: float(getattr(p, k)) for k in WRITE_KEYS}
+    values = {k: float(getattr(p, k)) for k in keys}
     return values, best, evals, [int(r["point"]) for r in rows]
 
 
@@ -606,38 +626,147 @@ def fit_maintenance(maintenance: dict[str, Any], base: EtcdParams) -> dict[str, 
     return out
 
 
+@dataclass
+class WritePath:
+    """One write-path fit (serial or pipelined leader): fitted values, losses, and ``base``
+    with them applied."""
+
+    write_vals: dict[str, float]
+    spread_vals: dict[str, float]
+    loss: float  # means and throughputs (squared log errors, per fit point)
+    spread_loss: float  # p99/p50 ratios; nan if none measured
+    evals: int
+    used: list[int]
+    base: EtcdParams
+
+
+def _fit_means(
+    points: pd.DataFrame,
+    base: EtcdParams,
+    max_evals: int,
+    keys: Sequence[str] = WRITE_KEYS,
+    start: dict[str, float] | None = None,
+) -> WritePath:
+    """The first pass of a write-path fit: the means and throughputs without spread; the
+    leader (serial or pipelined) is ``base``'s; ``start`` as for :func:`fit_writes`."""
+    write_vals, loss, evals, used = fit_writes(
+        points, base, max_evals=max_evals, keys=keys, start=start
+    )
+    base = dataclasses.replace(base, **write_vals)
+    return WritePath(write_vals, {}, loss, float("nan"), evals, used, base)
+
+
+def _fit_spread_and_means(
+    path: WritePath, points: pd.DataFrame, max_evals: int, keys: Sequence[str] = WRITE_KEYS
+) -> WritePath:
+    """The rest of a write-path fit: the spread around the fitted means, then the means again
+    with the spread in place (a spread changes batch sizes, so the means move a little)."""
+    base = path.base
+    spread_vals, spread_loss, spread_evals = fit_spread(
+        points, base, max_evals=max(8, max_evals // 3)
+    )
+    if not spread_vals:
+        return path
+    base = dataclasses.replace(base, **spread_vals)
+    write_vals, loss, more, used = fit_writes(
+        points, base, max_evals=max(8, max_evals // 3), start=path.write_vals, keys=keys
+    )
+    base = dataclasses.replace(base, **write_vals)
+    evals = path.evals + spread_evals + more
+    return WritePath(write_vals, spread_vals, loss, spread_loss, evals, used, base)
+
+
+def _write_keys(points: pd.DataFrame, pipelined: bool) -> tuple[str, ...]:
+    """What the write fit adjusts: :data:`WRITE_KEYS`, plus with the pipelined leader
+    :data:`PIPELINED_KEYS` and, if ~1 MB puts are among the fit points (the only ones where
+    the WAL stage's per-byte work shows against the apply's), :data:`PIPELINED_BYTE_KEYS`."""
+    if not pipelined:
+        return WRITE_KEYS
+    fit = points[(points["phase"] == "write") & (points["role"] == "fit")]
+    large = bool((fit["value_bytes"] >= BYTE_SPREAD_MIN_BYTES).any())
+    return (*WRITE_KEYS, *PIPELINED_KEYS, *(PIPELINED_BYTE_KEYS if large else ()))
+
+
+def fit_leader(
+    points: pd.DataFrame,
+    base: EtcdParams,
+    *,
+    max_evals: int = 120,
+    pipelined: bool | None = None,
+) -> tuple[WritePath, list[str], int]:
+    """The write path for the serial or the pipelined leader (``apply_pipelined``).
+
+    ``pipelined`` None: fit the means and throughputs of the fit points with each leader
+    (:func:`fit_writes`; the pipelined one also adjusts :data:`PIPELINED_KEYS`, and with ~1 MB
+    puts :data:`PIPELINED_BYTE_KEYS`), keep the pipelined one only if its loss is lower, then
+    fit the spread and refit the means for the kept one only (fitting both all the way would
+    double the fit's time for the same choice). Else only that leader. ``base`` carries the
+    read-fitted values. Returns (the kept fit, notes naming the choice, evaluations)."""
+    modes = (False, True) if pipelined is None else (bool(pipelined),)
+    firsts = {
+        m: _fit_means(
+            points, dataclasses.replace(base, apply_pipelined=m), max_evals, _write_keys(points, m)
+        )
+        for m in modes
+    }
+    mode = modes[-1]
+    if len(modes) == 2:
+        # Both from the same closed-form start with the same budget: a fair comparison.
+        # (Starting the pipelined fit from the serial optimum with half the evaluations saves
+        # a third of the time but lands in a different optimum, p99s fitting worse.)
+        serial, piped = firsts[False], firsts[True]
+        mode = piped.loss < serial.loss
+        notes = [
+            f"leader: {'pipelined' if mode else 'serial'} WAL/apply stages kept "
+            f"(write mean/throughput loss {piped.loss:.3g} pipelined vs {serial.loss:.3g} "
+            "serial, before the spread fit)"
+        ]
+    else:
+        notes = [f"leader: {'pipelined' if mode else 'serial'} (not compared)"]
+    chosen = _fit_spread_and_means(firsts[mode], points, max_evals, _write_keys(points, mode))
+    if chosen.spread_vals:
+        notes.append(
+            f"spread fit: p99/p50 loss {chosen.spread_loss:.3g}"
+            f" ({'pipelined' if mode else 'serial'} leader)"
+        )
+    else:
+        notes.append("no p50 measured: the spreads (*_cv_ratio) keep their defaults")
+    evals = chosen.evals + sum(f.evals for m, f in firsts.items() if m != mode)
+    return chosen, notes, evals
+
+
 def fit(
     points: pd.DataFrame,
     maintenance: dict[str, Any],
     *,
     base: EtcdParams | None = None,
     max_evals: int = 120,
+    pipelined: bool | None = None,
 ) -> FitResult:
-    """Fit all etcd parameters the calibration sees; ``points`` must carry ``role``."""
+    """Fit all etcd parameters the calibration sees; ``points`` must carry ``role``.
+
+    ``pipelined``: the leader model of the write fit (``apply_pipelined``); None (default):
+    fit both the serial and the pipelined leader and keep the pipelined one only if it fits
+    the fit points' means and throughputs better (:func:`fit_leader`). The choice is in the
+    notes and in the values (so the profile records it)."""
     base = base or EtcdParams()
     read_vals, notes = fit_reads(points, base)
     base = dataclasses.replace(base, **read_vals)
-    # Means first (no spread), then the spread around them, then the means again with the
-    # spread in place (a spread changes batch sizes, so the means move a little).
-    write_vals, loss, evals, used = fit_writes(points, base, max_evals=max_evals)
-    base = dataclasses.replace(base, **write_vals)
-    spread_vals, spread_loss, spread_evals = fit_spread(
-        points, base, max_evals=max(8, max_evals // 3)
-    )
-    if spread_vals:
-        base = dataclasses.replace(base, **spread_vals)
-        write_vals, loss, more, used = fit_writes(
-            points, base, max_evals=max(8, max_evals // 3), start=write_vals
-        )
-        evals += spread_evals + more
-        notes.append(f"spread fit: p99/p50 loss {spread_loss:.3g} over {spread_evals} replays")
-    else:
-        notes.append("no p50 measured: the spreads (*_cv_ratio) keep their defaults")
+    chosen, leader_notes, evals = fit_leader(points, base, max_evals=max_evals, pipelined=pipelined)
+    notes += leader_notes
+    base = chosen.base
     maint_vals = fit_maintenance(maintenance, base)
-    values = {**read_vals, **write_vals, **spread_vals, **maint_vals}
+    values = {
+        **read_vals,
+        "apply_pipelined": base.apply_pipelined,
+        **chosen.write_vals,
+        **chosen.spread_vals,
+        **maint_vals,
+    }
     params = dataclasses.replace(base, **values)
     read_ids = points[(points["phase"] == "read") & (points["role"] == "fit")]["point"]
-    return FitResult(values, params, loss, evals, used + [int(i) for i in read_ids], notes)
+    used = chosen.used + [int(i) for i in read_ids]
+    return FitResult(values, params, chosen.loss, evals, used, notes)
 
 
 # --------------------------------------------------------------------------- profile
@@ -702,6 +831,10 @@ def profile_text(
         "apply_us_per_request": "write fit (saturated throughput per value size)",
         "ns_per_byte": "write fit (Lease vs Node vs ~1 MB puts)",
         "backend_commit_ms": "write fit",
+        "apply_pipelined": "write fit: serial or pipelined WAL/apply leader, whichever fits "
+        "the puts better",
+        "write_overhead_us": "write fit (pipelined leader): single-client vs 2-4 in flight",
+        "wal_ns_per_byte": "write fit (pipelined leader): ~1 MB puts at 1 vs 2-8 in flight",
         "fsync_cv_ratio": "spread fit (p99/p50 of the closed-loop puts, mostly single-client)",
         "batch_apply_cv_ratio": "spread fit (p99/p50 of the closed-loop puts, mostly under load)",
         "byte_cv_ratio": "spread fit (p99/p50 of the ~1 MB puts)",

@@ -7,6 +7,19 @@ Mechanisms (sources in :class:`~tracesim.models.params.EtcdParams` and docs/mode
   ``apply_us_per_request`` and ``ns_per_byte`` per byte. Throughput therefore rises with
   concurrency until the per-request work saturates the leader (the published 583 writes/s at
   1 client vs 44,341/s at 1,000 clients).
+- **Pipelined apply.** With ``apply_pipelined`` the leader is two serial stages, as in etcd's
+  raftNode.start() (committed entries go to the apply goroutine before the next entries are
+  saved to the WAL): a WAL stage (``peer_rtt_ms + fsync_ms``; it takes every pending write as
+  its batch whenever it is free) and an apply stage (the batch's apply work, backend commits
+  and maintenance). A batch is applied once its fsync is done and the previous batch's apply
+  is done; the next batch's fsync starts as soon as the previous fsync ends. Responses still
+  leave after the batch's apply (+ ``client_rtt_ms``). Saturated throughput is then
+  ``batch / max(fsync, apply)`` instead of ``batch / (fsync + apply)``, and a write arriving
+  while another applies does not wait for that apply. Off (the default): one serial loop.
+  ``wal_ns_per_byte`` (default 0) puts per-byte work on the WAL stage (encoding and writing
+  the entries before the fdatasync; in the serial loop it just adds to the batch), and
+  ``write_overhead_us`` (default 0) delays every write's response without occupying the
+  leader (gateway and server handling off the leader's loop).
 - **Service-time spread.** With ``fsync_cv_ratio`` / ``batch_apply_cv_ratio`` above 0, each
   batch's fsync (and each backend commit's ``backend_commit_ms``) and each batch's apply work
   are multiplied by lognormal draws with mean 1 and those coefficients of variation, from the
@@ -259,7 +272,15 @@ class WakeupServer:
 
 
 class EtcdModel:
-    """One etcd cluster seen through its leader. See the module docstring for the mechanisms."""
+    """One etcd cluster seen through its leader. See the module docstring for the mechanisms.
+
+    What a replay reads: :meth:`busy_area_s` integrates the time the leader is busy (serial:
+    its one loop; pipelined: the time either stage, WAL or apply, is busy, so utilisation 1
+    means the leader never idles, not that both stages are saturated); :attr:`queue_len`
+    counts the writes waiting for the leader (pipelined: those waiting for a WAL write plus
+    the fsynced ones waiting for the apply stage); ``batches`` counts batches (one WAL write
+    and one apply each) in both modes.
+    """
 
     def __init__(
         self,
@@ -310,6 +331,13 @@ class EtcdModel:
         self._commit_timer = False
         self._busy_area = 0.0
         self._busy_since = 0.0
+        # Pipelined leader (``apply_pipelined``): a WAL stage and an apply stage, each serial;
+        # ``_busy`` is then "either stage busy", and fsynced batches wait in ``_applyq`` with
+        # their apply time (s) for the apply stage.
+        self._pipelined = bool(p.apply_pipelined)
+        self._wal_busy = False
+        self._apply_busy = False
+        self._applyq: deque[tuple[list[_Writes], float]] = deque()
         # Counters.
         self.writes_ok = 0
         self.writes_rejected = 0
@@ -340,6 +368,10 @@ class EtcdModel:
         self._rzi = 0
         self._batch_fixed_s = (p.peer_rtt_ms + p.fsync_ms) / 1e3
         self._rtt_s = p.client_rtt_ms / 1e3
+        # A write's response leaves after its batch's apply, the client RTT and the write
+        # path's work off the leader (``write_overhead_us``).
+        self._reply_s = self._rtt_s + p.write_overhead_us / 1e6
+        self._wal_s_per_byte = p.wal_ns_per_byte / 1e9
         #: Kind names by code, for groups that mix kinds (``submit_writes`` with code arrays).
         self.kind_names: list[str] = []
         self._kind_codes: dict[str, int] = {}
@@ -396,8 +428,12 @@ class EtcdModel:
 
     @property
     def queue_len(self) -> int:
-        """Write requests waiting for the leader."""
-        return sum(len(w.sizes) for w in self._pending)
+        """Write requests waiting for the leader (pipelined: waiting for either stage, i.e.
+        not yet in a WAL write, or fsynced and waiting for the apply stage)."""
+        n = sum(len(w.sizes) for w in self._pending)
+        for batch, _apply_s in self._applyq:
+            n += sum(len(w.sizes) for w in batch)
+        return n
 
     def register_metrics(self, metrics: Any, prefix: str = "etcd") -> None:
         """Add this member's gauges and utilisations to a :class:`~tracesim.sim.metrics.Metrics`."""
@@ -509,6 +545,21 @@ class EtcdModel:
     # ------------------------------------------------------------------ the leader loop
 
     def _set_busy(self, busy: bool) -> None:
+        """The serial leader (or, pipelined, the apply stage) starts or stops work."""
+        if self._pipelined:
+            self._apply_busy = busy
+            self._set_union_busy()
+            return
+        now = self.env.now
+        if busy and not self._busy:
+            self._busy_since = now
+        elif not busy and self._busy:
+            self._busy_area += now - self._busy_since
+        self._busy = busy
+
+    def _set_union_busy(self) -> None:
+        """Pipelined: the leader counts as busy while either stage is (utilisation)."""
+        busy = self._wal_busy or self._apply_busy
         now = self.env.now
         if busy and not self._busy:
             self._busy_since = now
@@ -518,6 +569,9 @@ class EtcdModel:
 
     def _kick(self) -> None:
         """Start the leader's next piece of work if it is idle."""
+        if self._pipelined:
+            self._kick_pipelined()
+            return
         if self._busy or self._defragging:
             return
         now = self.env.now
@@ -537,6 +591,66 @@ class EtcdModel:
             due = self._last_commit_s + self.p.backend_commit_interval_ms / 1e3
             self._later(max(0.0, due - now), self._commit_timer_fired)
 
+    def _kick_pipelined(self) -> None:
+        """Start each idle stage's next piece of work. The apply stage takes, in this order, a
+        due backend commit, maintenance, the oldest fsynced batch; the WAL stage takes every
+        pending write as its next batch (it does not wait for the applies)."""
+        if self._defragging:
+            return
+        if not self._apply_busy:
+            now = self.env.now
+            if self._uncommitted_ops and (
+                now >= self._last_commit_s + self.p.backend_commit_interval_ms / 1e3
+                or self._uncommitted_ops >= self.p.backend_commit_max_ops
+            ):
+                self._start_commit()
+            elif self._maint:
+                cost_s, fn = self._maint.popleft()
+                self._set_busy(True)
+                self._later(cost_s, self._end_maint, fn)
+            elif self._applyq:
+                batch, apply_s = self._applyq.popleft()
+                self._set_busy(True)
+                self._later(apply_s, self._end_batch, batch)
+            elif self._uncommitted_ops and not self._commit_timer:
+                self._commit_timer = True
+                due = self._last_commit_s + self.p.backend_commit_interval_ms / 1e3
+                self._later(max(0.0, due - now), self._commit_timer_fired)
+        if not self._wal_busy and self._pending:
+            self._start_wal()
+
+    def _start_wal(self) -> None:
+        """Pipelined: the pending writes become a batch; its peer round + fsync run on the WAL
+        stage, and its apply time is drawn now (same draws, same order as the serial batch)."""
+        batch, self._pending = self._pending, []
+        p = self.p
+        n = sum(len(w.sizes) for w in batch)
+        nbytes = sum(w.total_bytes for w in batch)
+        apply_s = n * p.apply_us_per_request / 1e6 + nbytes * p.ns_per_byte / 1e9
+        if self._spread:
+            disk = self._lognormal(self._sigma_fsync)
+            wal_s = p.peer_rtt_ms / 1e3 + p.fsync_ms / 1e3 * disk
+            if self._wal_s_per_byte:
+                wal_s += nbytes * self._wal_s_per_byte * disk
+            if self._sigma_bytes is None:
+                apply_s *= self._lognormal(self._sigma_apply)
+            else:
+                apply_s = self._apply_own_byte_spread(batch, apply_s, nbytes)
+        else:
+            wal_s = self._batch_fixed_s
+            if self._wal_s_per_byte:
+                wal_s += nbytes * self._wal_s_per_byte
+        self.batches += 1
+        self._wal_busy = True
+        self._set_union_busy()
+        self._later(wal_s, self._end_wal, batch, apply_s)
+
+    def _end_wal(self, batch: list[_Writes], apply_s: float) -> None:
+        self._wal_busy = False
+        self._set_union_busy()
+        self._applyq.append((batch, apply_s))
+        self._kick()
+
     def _commit_timer_fired(self) -> None:
         self._commit_timer = False
         self._kick()
@@ -555,13 +669,18 @@ class EtcdModel:
         if self._spread:
             # One disk (WAL fdatasync) and one CPU (apply; GC pauses and preemption on a
             # shared machine stall the whole leader loop) multiplier per batch.
-            cost_s = p.peer_rtt_ms / 1e3 + p.fsync_ms / 1e3 * self._lognormal(self._sigma_fsync)
+            disk = self._lognormal(self._sigma_fsync)
+            cost_s = p.peer_rtt_ms / 1e3 + p.fsync_ms / 1e3 * disk
+            if self._wal_s_per_byte:
+                cost_s += nbytes * self._wal_s_per_byte * disk
             if self._sigma_bytes is None:
                 cost_s += apply_s * self._lognormal(self._sigma_apply)
             else:
                 cost_s += self._apply_own_byte_spread(batch, apply_s, nbytes)
         else:
             cost_s = self._batch_fixed_s + apply_s
+            if self._wal_s_per_byte:
+                cost_s += nbytes * self._wal_s_per_byte
         self.batches += 1
         self._set_busy(True)
         self._later(cost_s, self._end_batch, batch)
@@ -603,7 +722,7 @@ class EtcdModel:
                 done.append((w, reasons))
         self._grow_file()
         if done:
-            self._later(self._rtt_s, self._deliver, done, now)
+            self._later(self._reply_s, self._deliver, done, now)
         self._kick()
 
     def _deliver(self, done: list[tuple[_Writes, np.ndarray]], _t_apply: float) -> None:

@@ -84,6 +84,36 @@ class EtcdParams:
         "calibrated",
         minimum=-1.0,
     )
+    apply_pipelined: bool = _p(
+        False,
+        "bool",
+        "the leader's WAL stage (peer round + fdatasync) and apply stage (apply work + backend "
+        "commits) run concurrently: etcd server/etcdserver/raft.go raftNode.start() hands a "
+        "Ready's committed entries to the apply goroutine (r.applyc <- ap) before it saves the "
+        "new entries to the WAL (r.storage.Save), and EtcdServer.applyAll applies batch k while "
+        "the raft loop fsyncs batch k+1 (raft thesis 10.2.1: the leader writes its log in "
+        "parallel); the bbolt batch-tx commit blocks applies, not the WAL. Chosen by tracesim "
+        "calibrate etcd when it fits the puts better; false (default) = one serial leader loop",
+    )
+    wal_ns_per_byte: float = _p(
+        0.0,
+        "ns",
+        "per byte of a batch, work on the WAL stage before its fdatasync (encoding and writing "
+        "the entries in etcd wal.(*WAL).Save), with the fsync's spread; ns_per_byte is "
+        "then the apply side's per-byte work (bbolt put); matters with apply_pipelined, where "
+        "the two stages overlap. Our reading of tracesim calibrate etcd runs (~1 MB puts: 2 in "
+        "flight take about the latency of 1 at twice the throughput); calibrated; 0 (default) "
+        "= all per-byte work on the apply side",
+    )
+    write_overhead_us: float = _p(
+        0.0,
+        "us",
+        "latency every write spends off the leader's serial path (gRPC gateway and server "
+        "handling of a put, the proposal's and the apply notification's goroutine handoffs), "
+        "added to its response after client_rtt_ms; it delays a write without occupying the "
+        "leader. Our reading of tracesim calibrate etcd runs (2 puts in flight answered at "
+        "~1.7x the throughput of 1); calibrated; 0 (default) = none",
+    )
     backend_commit_interval_ms: float = _p(
         100.0, "ms", "etcd --backend-batch-interval default 100 ms"
     )
