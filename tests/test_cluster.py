@@ -84,3 +84,17 @@ def test_assign_then_release_restores_every_column(pods):
     for node, pod in reversed(held):
         c.release(node, pod)
     assert (c.resources == start).all()
+
+
+def test_changed_since_unordered_gives_the_same_nodes():
+    c = ClusterState(capacity=8)
+    for i in range(8):
+        c.add_node(f"n{i}", 1_000, GiB)
+    pos = c.change_position
+    for node in (5, 1, 5, 7, 1, 0):
+        c.assign(node, PodRequest(10, 1))
+    ordered = c.changed_since(pos, 10)
+    unordered = c.changed_since(pos, 10, ordered=False)
+    assert ordered.tolist() == [0, 1, 5, 7] and sorted(unordered.tolist()) == [0, 1, 5, 7]
+    assert c.changed_since(pos, 5, ordered=False) is None  # 6 changes > limit
+    assert len(c.changed_since(c.change_position, 10, ordered=False)) == 0

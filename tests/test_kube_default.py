@@ -11,6 +11,7 @@ from tracesim.errors import TracesimError
 from tracesim.models.registry import load_scheduler
 from tracesim.models.schedulers import kube_default
 from tracesim.models.schedulers.base import (
+    Placement,
     Scheduler,
     fit_error_message,
     num_feasible_nodes_to_find,
@@ -438,3 +439,64 @@ def test_ranking_in_place_when_finalize_is_uniform(tie_break):
     fast, slow = run(KubeDefaultPolicy()), run(AlwaysFinalize())
     assert fast == slow
     assert fast[0].count(-1) > 10 and len(set(fast[0])) > 100  # full nodes and wide spread
+
+
+class _GeneralWalk(Scheduler):
+    """The framework's ranking as it was before the inline walk: walk_feasible on every
+    decision, the candidates gathered and finalized (no ranking in place)."""
+
+    def _schedule_sampled(self, pod, scores, hints):
+        c = self.cluster
+        n = len(scores)
+        k = num_feasible_nodes_to_find(self._percentage, c.n_active)
+        start = self.next_start_index % n
+        nodes, examined = walk_feasible(scores, start, k)
+        self.next_start_index = (start + examined) % n
+        self.last_examined = examined
+        if len(nodes) == 0:
+            return None
+        ranked = self._finalize(c, pod, nodes, scores[nodes], hints[nodes])
+        ties = (ranked == ranked.max()).nonzero()[0]
+        pick = int(ties[0]) if len(ties) == 1 else int(ties[self.rng.integers(len(ties))])
+        node = int(nodes[pick])
+        gpus = self.policy.choose_gpus(c, pod, node, int(hints[node]), self.rng)
+        c.assign(node, pod, gpus)
+        return Placement(node, gpus)
+
+
+def test_inline_walk_and_explain_memo_match_the_general_path():
+    """Over 1,500 nodes (the framework's inline first-chunk walk needs more than 512) that fill
+    up (sparse feasibility, walks that wrap), the framework places, examines and draws as the
+    general walk does; failure messages, reused while the cluster is unchanged, equal a fresh
+    scheduler's."""
+
+    def run(cls) -> tuple[list[tuple[int, int]], list[str], float]:
+        c = ClusterState(max_gpus=2, capacity=1_500, max_taints=1)
+        for i in range(1_500):
+            taints = ["dedicated=gpu:NoSchedule"] if i % 7 == 0 else []
+            c.add_node(f"n{i}", 2_000 + 1_000 * (i % 3), 4 * GiB, gpu_count=i % 3, taints=taints)
+        rng = np.random.default_rng(3)
+        sched = cls(c, KubeDefaultPolicy(), rng)
+        out, messages, placed = [], [], []
+        for j in range(3_000):
+            gpu = int(j % 13 == 0)
+            pod = PodRequest(1_000 * (1 + j % 4), (j % 3) * GiB // 2, gpu, 1000 if gpu else 0)
+            got = sched.schedule(pod)
+            out.append((-1 if got is None else got.node, sched.last_examined))
+            if got is None:
+                message = sched.explain(pod)
+                assert sched.explain(pod) == message  # unchanged cluster: the same answer
+                if len(messages) % 4 == 0:  # (a fresh scheduler looks at every node)
+                    fresh = Scheduler(c, KubeDefaultPolicy(), np.random.default_rng(0))
+                    assert message == fresh.explain(pod)
+                messages.append(message)
+            else:
+                placed.append((got.node, pod, got.gpus))
+            if j % 5 == 0 and placed:
+                c.release(*placed.pop(j % len(placed)))
+        return out, messages, float(rng.random())
+
+    fast, general = run(Scheduler), run(_GeneralWalk)
+    assert fast == general
+    examined = [e for _, e in fast[0]]
+    assert len(fast[1]) > 20 and max(examined) == 1_500 and min(examined) < 700

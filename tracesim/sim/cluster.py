@@ -341,17 +341,24 @@ class ClusterState:
         """Absolute position of the next change (pass it to :meth:`changed_since` later)."""
         return self.changes_base + len(self.changes)
 
-    def changed_since(self, position: int, limit: int) -> np.ndarray | None:
+    def changed_since(
+        self, position: int, limit: int, *, ordered: bool = True
+    ) -> np.ndarray | None:
         """Sorted distinct nodes whose version moved since ``position`` (from
         :attr:`change_position`), or None when the log no longer reaches back there or more
-        than ``limit`` changes happened (the caller then compares every version)."""
+        than ``limit`` changes happened (the caller then compares every version).
+        ``ordered=False``: the same nodes in no particular (but deterministic) order, for a
+        caller whose use does not depend on it (saves the sort)."""
+        changes = self.changes
         start = position - self.changes_base
-        if start < 0 or len(self.changes) - start > limit:
+        if start < 0 or len(changes) - start > limit:
             return None
-        if start == len(self.changes):
+        if start == len(changes):
             return _NO_NODES
-        # A few nodes each time: sorting a Python set is cheaper than np.unique here.
-        return np.array(sorted(set(self.changes[start:])), np.int64)
+        # A few nodes each time: a Python set is cheaper than np.unique here.
+        if ordered:
+            return np.array(sorted(set(changes[start:])), np.int64)
+        return np.fromiter(set(changes[start:]), np.int64)
 
     def active_nodes(self) -> np.ndarray:
         """Indices of the active nodes, ascending (cached until a node is added, changed or
@@ -440,12 +447,11 @@ class ClusterState:
         Raises ValueError (and changes nothing) if the node or a GPU would be over-committed:
         callers filter first, so this is a guard against bugs, not a scheduling decision.
         """
-        if pod.gpu_count == 0 and len(gpus) == 0:
-            gpus = _NO_NODES  # the common case: no GPU, no checks on slots
-        else:
+        gpu_count = pod.gpu_count
+        if gpu_count or len(gpus):
             gpus = np.asarray(gpus, np.int64)
-            if len(gpus) != pod.gpu_count or len(set(gpus.tolist())) != len(gpus):
-                raise ValueError(f"pod needs {pod.gpu_count} distinct GPUs, got {gpus.tolist()}")
+            if len(gpus) != gpu_count or len(set(gpus.tolist())) != len(gpus):
+                raise ValueError(f"pod needs {gpu_count} distinct GPUs, got {gpus.tolist()}")
         if not self.active[node]:
             raise ValueError(f"node {self.names[node]} is not active")
         # One row read and five element writes (Python ints): cheaper than five += on columns.
@@ -454,15 +460,19 @@ class ClusterState:
         cpu, memory = pod.cpu_milli, pod.memory_bytes
         if u_cpu + cpu > a_cpu or u_mem + memory > a_mem or u_pods >= a_pods:
             raise ValueError(f"node {self.names[node]} cannot hold the pod (cpu/memory/pods)")
-        row = self.gpu_free_milli[node]
-        if len(gpus) and (row[gpus] < pod.gpu_milli).any():
-            raise ValueError(f"node {self.names[node]}: GPUs {gpus.tolist()} lack free milli-GPU")
+        if gpu_count:
+            row = self.gpu_free_milli[node]
+            if (row[gpus] < pod.gpu_milli).any():
+                raise ValueError(
+                    f"node {self.names[node]}: GPUs {gpus.tolist()} lack free milli-GPU"
+                )
         res[3] = u_cpu + cpu
         res[4] = u_mem + memory
         res[5] = u_pods + 1
-        res[6] = n_cpu + pod.nonzero_cpu_milli
-        res[7] = n_mem + pod.nonzero_memory_bytes
-        if len(gpus):
+        # PodRequest.nonzero_cpu_milli / nonzero_memory_bytes, without the property calls.
+        res[6] = n_cpu + (cpu or NONZERO_CPU_MILLI)
+        res[7] = n_mem + (memory or NONZERO_MEMORY_BYTES)
+        if gpu_count:
             row[gpus] -= pod.gpu_milli
             self.gpu_free_total_milli[node] -= pod.gpu_total_milli
             self.kind_pods[node, pod.gpu_kind] += 1
@@ -470,23 +480,25 @@ class ClusterState:
 
     def release(self, node: int, pod: PodRequest, gpus: Sequence[int] | np.ndarray = ()) -> None:
         """Undo :meth:`assign` of the same pod and GPUs exactly."""
-        row = self.gpu_free_milli[node]
-        no_gpu = pod.gpu_count == 0 and len(gpus) == 0
-        gpus = _NO_NODES if no_gpu else np.asarray(gpus, np.int64)
-        if len(gpus) != pod.gpu_count or (
-            len(gpus) and (row[gpus] + pod.gpu_milli > GPU_MILLI).any()
-        ):
-            raise ValueError(f"node {self.names[node]}: releasing GPUs that were not assigned")
+        gpu_count = pod.gpu_count
+        if gpu_count or len(gpus):
+            row = self.gpu_free_milli[node]
+            gpus = np.asarray(gpus, np.int64)
+            if len(gpus) != gpu_count or (
+                len(gpus) and (row[gpus] + pod.gpu_milli > GPU_MILLI).any()
+            ):
+                raise ValueError(f"node {self.names[node]}: releasing GPUs that were not assigned")
         res = self.resources[node]
         _, _, _, u_cpu, u_mem, u_pods, n_cpu, n_mem = res.tolist()
-        if u_pods < 1 or u_cpu < pod.cpu_milli:
+        cpu, memory = pod.cpu_milli, pod.memory_bytes
+        if u_pods < 1 or u_cpu < cpu:
             raise ValueError(f"node {self.names[node]}: releasing a pod that was not assigned")
-        res[3] = u_cpu - pod.cpu_milli
-        res[4] = u_mem - pod.memory_bytes
+        res[3] = u_cpu - cpu
+        res[4] = u_mem - memory
         res[5] = u_pods - 1
-        res[6] = n_cpu - pod.nonzero_cpu_milli
-        res[7] = n_mem - pod.nonzero_memory_bytes
-        if len(gpus):
+        res[6] = n_cpu - (cpu or NONZERO_CPU_MILLI)
+        res[7] = n_mem - (memory or NONZERO_MEMORY_BYTES)
+        if gpu_count:
             row[gpus] += pod.gpu_milli
             self.gpu_free_total_milli[node] += pod.gpu_total_milli
             self.kind_pods[node, pod.gpu_kind] -= 1

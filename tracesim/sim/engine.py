@@ -52,6 +52,9 @@ from .workload import (
 
 # Pod states inside the engine.
 NEW, QUEUED, IN_CYCLE, BOUND, RELEASED, DELETED_PENDING = range(6)
+#: The GPU slots of a pod that asks for none (shared, read-only).
+_NO_GPUS = np.zeros(0, np.int64)
+_NO_GPUS.flags.writeable = False
 
 
 @dataclass(frozen=True)
@@ -328,8 +331,9 @@ class Simulation:
         self.created_s[pod] = now if created_s is None else created_s
         name = self._initial_node[pod]
         if name is not None:
-            slot = self.cluster._index.get(name, -1)
-            if slot < 0 or not self.cluster.active[slot]:
+            c = self.cluster
+            slot = c._index.get(name, -1)
+            if slot < 0 or not c.active[slot]:
                 self._issue("pod_on_unknown_node")
             elif self._initial_terminal[pod]:
                 self._bind_initial(pod, slot, now, hold=False)
@@ -339,11 +343,12 @@ class Simulation:
                 gpus = self._initial_gpus(req, slot)
                 if gpus is not None:
                     try:
-                        self.cluster.assign(slot, req, gpus)
+                        c.assign(slot, req, gpus)
                     except ValueError:
                         gpus = None
                 if gpus is not None:
-                    self.gpus[pod] = gpus.tolist()
+                    if req.gpu_count:  # a pod without GPUs reads as [] from the dict anyway
+                        self.gpus[pod] = gpus.tolist()
                     self._bind_initial(pod, slot, now, hold=True)
                     return
                 self._issue("initial_pod_does_not_fit")
@@ -353,7 +358,7 @@ class Simulation:
 
     def _initial_gpus(self, req: PodRequest, slot: int) -> np.ndarray | None:
         if req.gpu_count == 0:
-            return np.empty(0, np.int64)
+            return _NO_GPUS
         row = self.cluster.gpu_free_milli[slot]
         fit = np.flatnonzero(row >= req.gpu_milli)
         return fit[: req.gpu_count] if len(fit) >= req.gpu_count else None
@@ -375,7 +380,12 @@ class Simulation:
         self.state[pod] = RELEASED
         self.released_s[pod] = now
         self._pods_bound -= 1
-        self._move_request()
+        # _move_request() inline (this runs for every pod that ends).
+        self.queue.note_move_request()
+        self._move_pending = True
+        wake = self._wake
+        if wake is not None and not wake.triggered:
+            wake.succeed()
 
     def binding_failed(self, pod: int, now: float, reason: str) -> None:
         """The binding write of ``pod`` was rejected: forget the assumed pod (its resources
@@ -435,9 +445,11 @@ class Simulation:
         on_terminal = None if cp is None else cp.on_pod_terminal
         node_op = self._node_op
         timeout = env.timeout
+        now = env.now  # the clock moves only while this process waits
         for i, (t, op, k) in enumerate(zip(times, ops, index, strict=True)):
-            if t > env.now:
-                yield timeout(t - env.now)
+            if t > now:
+                yield timeout(t - now)
+                now = env.now
             if op == POD_CREATE:
                 create(k, t)
             elif op == POD_DELETE:

@@ -49,6 +49,11 @@ TIE_BREAKS = ("random", "order")
 #: (``pkg/scheduler/schedule_one.go``).
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
+#: Requests remembered by identity before the memo is cleared (see Scheduler._entry).
+_BY_REQUEST_MAX = 4096
+#: The change log is read for at most max(n_nodes / 80, this) changes: past that, comparing
+#: every node's version (one numpy pass) is cheaper (see Scheduler._node_scores).
+_LOG_MIN = 32
 
 
 def num_feasible_nodes_to_find(percentage: int, num_all_nodes: int) -> int:
@@ -74,8 +79,8 @@ def walk_feasible(scores: np.ndarray, start: int, k: int) -> tuple[np.ndarray, i
     order and the number of slots examined: the walk stops when it finds a (k+1)-th feasible
     node (``findNodesThatPassFilters`` cancels there; the nodes before it were processed), so
     that node is where the next walk starts; with fewer feasible nodes every slot is examined.
-    Scans in chunks that double in size, so a mostly feasible cluster costs O(k) and one
-    with few feasible nodes a handful of numpy calls, not one per 2k slots.
+    Looks at a chunk of ``max(2k, 512)`` slots first (a mostly feasible cluster costs O(k)),
+    else at all slots at once (a few numpy calls, not one per chunk).
     """
     n = len(scores)
     chunk = max(2 * k, 512)
@@ -84,23 +89,17 @@ def walk_feasible(scores: np.ndarray, start: int, k: int) -> tuple[np.ndarray, i
         idx = (scores[start:end] >= 0).nonzero()[0]
         if len(idx) > k:
             return idx[:k] + start, int(idx[k])
-    found: list[np.ndarray] = []
-    got = 0
-    for lo, hi in ((start, n), (0, start)):
-        p = lo
-        while p < hi:
-            e = min(p + chunk, hi)
-            idx = (scores[p:e] >= 0).nonzero()[0]
-            if len(idx):
-                take = idx[: k + 1 - got] + p
-                found.append(take)
-                got += len(take)
-                if got > k:
-                    walk = np.concatenate(found) if len(found) > 1 else found[0]
-                    return walk[:k], (int(walk[k]) - start) % n
-            p = e
-            chunk *= 2
-    walk = np.concatenate(found) if found else np.empty(0, np.int64)
+    # Otherwise one pass over all slots (a few numpy calls whatever the feasible density;
+    # scanning in growing chunks cost up to five rounds of calls on a sparse cluster).
+    feasible = (scores >= 0).nonzero()[0]
+    pos = int(feasible.searchsorted(start))
+    after = len(feasible) - pos  # feasible slots from start to the end
+    if after > k:
+        walk = feasible[pos : pos + k + 1]
+    else:
+        walk = np.concatenate([feasible[pos:], feasible[: min(k + 1 - after, pos)]])
+    if len(walk) > k:
+        return walk[:k], (int(walk[k]) - start) % n
     return walk, n
 
 
@@ -181,9 +180,11 @@ class Placement:
 
 
 class _CacheEntry:
-    __slots__ = ("hint", "scores", "seen", "version")
+    __slots__ = ("explained", "hint", "scores", "seen", "version")
 
     def __init__(self, size: int) -> None:
+        #: ((change position, node count), failure message) of the last explain().
+        self.explained: tuple[tuple[int, int], str] | None = None
         self.seen = -1  # cluster change position at the last sync (-1: compare all versions)
         self.scores = np.full(size, -1, np.int64)  # -1 = infeasible
         self.hint = np.full(size, -1, np.int64)
@@ -233,6 +234,8 @@ class Scheduler:
         self.rng = rng
         self.use_cache = cache
         self._cache: dict[Hashable, _CacheEntry] = {}
+        # id(request) -> (request, its shape's entry or None): see _entry().
+        self._by_request: dict[int, tuple[PodRequest, _CacheEntry | None]] = {}
         # Optional protocol parts: a plugin without them is uncached and unnormalised.
         self._cache_key = getattr(policy, "cache_key", None) if cache else None
         self._normalize = getattr(policy, "normalize", None)
@@ -248,30 +251,49 @@ class Scheduler:
         #: Node slots the last decision's filter walk examined (input of a timing model).
         self.last_examined = 0
 
+    def _entry(self, pod: PodRequest) -> _CacheEntry | None:
+        """The cache entry of ``pod``'s shape (None: the policy does not cache this pod).
+
+        Looked up by the request object first: the engine shares one :class:`PodRequest` per
+        shape, so this skips building and hashing the key tuple on every decision.
+        """
+        hit = self._by_request.get(id(pod))
+        if hit is not None and hit[0] is pod:
+            return hit[1]
+        key = self._cache_key(pod) if self._cache_key is not None else None
+        entry = None
+        if key is not None:
+            entry = self._cache.get(key)
+            if entry is None:
+                entry = self._cache[key] = _CacheEntry(len(self.cluster.version))
+        if len(self._by_request) >= _BY_REQUEST_MAX:  # callers making one request per pod
+            self._by_request.clear()
+        self._by_request[id(pod)] = (pod, entry)  # holding ``pod`` keeps its id unique
+        return entry
+
     def _node_scores(self, pod: PodRequest) -> tuple[np.ndarray, np.ndarray]:
         """Scores (-1 = infeasible) and GPU hints of all node slots ``[:n_nodes]``."""
         c = self.cluster
         n = c.n_nodes
-        key = self._cache_key(pod) if self._cache_key is not None else None
-        if key is None:
+        entry = self._entry(pod)
+        if entry is None:
             entry = _CacheEntry(n)
             nodes = np.flatnonzero(c.active[:n])
         else:
-            entry = self._cache.get(key)
-            if entry is None:
-                entry = self._cache[key] = _CacheEntry(len(c.version))
-            elif len(entry.scores) < n:
+            if len(entry.scores) < n:
                 entry.grow(len(c.version))
             # The nodes changed since this shape's last look, from the cluster's change log
-            # (O(changes)); the full version comparison when the log does not reach back.
-            # After each look the cached versions equal the cluster's, so every node in the
-            # log has moved from the version cached for it.
+            # (O(changes)); the full version comparison (O(nodes), but one numpy pass: cheaper
+            # than the log's Python set past about n/80 changes) when the log does not reach
+            # back. After each look the cached versions equal the cluster's, so every node in
+            # the log has moved from the version cached for it: both give the same nodes (the
+            # order does not matter: each node's score depends on that node only).
             stale = None
             if entry.seen >= 0:
-                stale = c.changed_since(entry.seen, max(n >> 3, 64))
+                stale = c.changed_since(entry.seen, max(n // 80, _LOG_MIN), ordered=False)
             entry.seen = c.change_position
             if stale is None:
-                stale = np.flatnonzero(entry.version[:n] != c.version[:n])
+                stale = (entry.version[:n] != c.version[:n]).nonzero()[0]
             if not len(stale):
                 return entry.scores[:n], entry.hint[:n]
             entry.version[stale] = c.version[stale]
@@ -343,10 +365,20 @@ class Scheduler:
                 self._k_for = (n_active, num_feasible_nodes_to_find(self._percentage, n_active))
             k = self._k_for[1]
         start = self.next_start_index % n
-        nodes, examined = walk_feasible(scores, start, k)
+        # walk_feasible's common case inline (its first chunk holds k+1 feasible slots),
+        # where the walked slots are needed as an array only if the ranking below needs them.
+        nodes = first = None
+        if start + max(2 * k, 512) <= n:
+            first = (scores[start : start + max(2 * k, 512)] >= 0).nonzero()[0]
+            if len(first) > k:
+                examined = int(first[k])
+            else:
+                first = None
+        if first is None:
+            nodes, examined = walk_feasible(scores, start, k)
         self.next_start_index = (start + examined) % n
         self.last_examined = examined
-        if len(nodes) == 0:
+        if not k or (nodes is not None and len(nodes) == 0):  # k = 0 walks no node either
             return None
         uniform = self._finalize is None or (
             self._finalize_uniform is not None and self._finalize_uniform(c, pod)
@@ -357,6 +389,8 @@ class Scheduler:
             ranked = scores[start : start + examined]
             offset = start
         else:
+            if nodes is None:
+                nodes = first[:k] + start
             ranked = scores[nodes]
             if self._finalize is not None:
                 ranked = self._finalize(c, pod, nodes, ranked, hints[nodes])
@@ -378,6 +412,20 @@ class Scheduler:
         Uses the policy's ``explain`` when it has one, else counts the nodes its filter
         rejects.
         """
+        c = self.cluster
+        # The same shape on an unchanged cluster (same change position and node count) gets
+        # the same answer: the cache key promises that the filter, hence the reasons, depend
+        # only on it and the nodes' state, and every change to a node moves the position.
+        entry = self._entry(pod) if self._cache_key is not None else None
+        at = (c.change_position, c.n_nodes)
+        if entry is not None and entry.explained is not None and entry.explained[0] == at:
+            return entry.explained[1]
+        message = self._explain(pod)
+        if entry is not None:
+            entry.explained = (at, message)
+        return message
+
+    def _explain(self, pod: PodRequest) -> str:
         c = self.cluster
         nodes = c.active_nodes()
         explain = getattr(self.policy, "explain", None)

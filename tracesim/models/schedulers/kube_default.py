@@ -31,13 +31,14 @@ shape the same way, with their totals, so explaining a repeated failure costs O(
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Hashable, Sequence
 
 import numpy as np
 
 from ...errors import TracesimError
 from ...sim.cluster import ClusterState, PodConstraints, PodRequest
-from .base import MAX_SCORE, BasePolicy
+from .base import _LOG_MIN, MAX_SCORE, BasePolicy
 from .gpushare import best_gpus, model_allowed
 
 #: Taint the engine puts on a node whose spec.unschedulable is true (as the node lifecycle
@@ -52,6 +53,10 @@ STRATEGIES = ("LeastAllocated", "MostAllocated", "RequestedToCapacityRatio")
 DEFAULT_SHAPE = ((0, 0), (100, 10))
 #: kube-scheduler's MaxCustomPriorityScore: shape scores are 0..10, scaled to 0..100.
 MAX_CUSTOM_PRIORITY_SCORE = 10
+
+#: The GPU choice of a pod that asks for none (shared, read-only).
+_NO_GPUS = np.zeros(0, np.int64)
+_NO_GPUS.flags.writeable = False
 
 MSG_UNSCHEDULABLE = "node(s) were unschedulable"
 # Reason bit sets have 6 bits (taint, affinity, pods, cpu, memory, GPU): 64 values.
@@ -501,10 +506,11 @@ class KubeDefaultPolicy(BasePolicy):
             if len(ok):
                 scores[mask] = self.score(c, pod, ok)[0]
             return scores, self._prefer(c, table, nodes)
-        rows = c.resources[nodes].tolist()
+        # take(): the same gather as fancy indexing, with less per-call overhead.
+        rows = c.resources.take(nodes, 0).tolist()
         if plain:
-            taints = c.taint_codes[nodes].tolist() if table.has_hard else None
-            gpus = c.gpu_free_milli[nodes].tolist() if pod.gpu_count else None
+            taints = c.taint_codes.take(nodes, 0).tolist() if table.has_hard else None
+            gpus = c.gpu_free_milli.take(nodes, 0).tolist() if pod.gpu_count else None
             local = self._plain_rows(pod, table, rows, taints, gpus)
             return np.array(local, np.int64), self._prefer(c, table, nodes)
         ok = self._filter_rows(c, pod, table, nodes, rows)
@@ -526,34 +532,49 @@ class KubeDefaultPolicy(BasePolicy):
         :meth:`_filter_rows` and the arithmetic of :meth:`_score_rows`; -1 where the filter
         rejects."""
         cpu, memory = pod.cpu_milli, pod.memory_bytes
+        # A resource the pod does not request rejects no node (not even an overcommitted
+        # one): its free amount is then compared with -inf.
+        need_cpu = cpu or -math.inf
+        need_mem = memory or -math.inf
         nz_cpu, nz_mem = pod.nonzero_cpu_milli, pod.nonzero_memory_bytes
         w_cpu, w_mem = self.cpu_weight, self.memory_weight
         w_both = w_cpu + w_mem
         fit_weight, balanced_weight = self.fit_weight, self.balanced_weight
         hard = table.hard_codes if taints is not None else None
         gpu_count, gpu_milli = pod.gpu_count, pod.gpu_milli
-        out = []
-        for i, row in enumerate(rows):
-            a_cpu, a_mem, a_pods, u_cpu, u_mem, u_pods, n_cpu, n_mem = row
+        top = MAX_SCORE
+        out: list[int] = []
+        append = out.append
+        # min(f, 1.0) and abs() written as comparisons: the same floats, fewer calls.
+        for i, (a_cpu, a_mem, a_pods, u_cpu, u_mem, u_pods, n_cpu, n_mem) in enumerate(rows):
             if (
                 u_pods >= a_pods
-                or (cpu and a_cpu - u_cpu < cpu)
-                or (memory and a_mem - u_mem < memory)
+                or a_cpu - u_cpu < need_cpu
+                or a_mem - u_mem < need_mem
                 or (hard is not None and not hard.isdisjoint(taints[i]))
                 or (gpus is not None and sum(g >= gpu_milli for g in gpus[i]) < gpu_count)
             ):
-                out.append(-1)
+                append(-1)
             elif a_cpu and a_mem:
-                r_cpu, r_mem = n_cpu + nz_cpu, n_mem + nz_mem
-                s_cpu = 0 if r_cpu > a_cpu else (a_cpu - r_cpu) * MAX_SCORE // a_cpu
-                s_mem = 0 if r_mem > a_mem else (a_mem - r_mem) * MAX_SCORE // a_mem
+                r_cpu = n_cpu + nz_cpu
+                r_mem = n_mem + nz_mem
+                s_cpu = 0 if r_cpu > a_cpu else (a_cpu - r_cpu) * top // a_cpu
+                s_mem = 0 if r_mem > a_mem else (a_mem - r_mem) * top // a_mem
                 local = fit_weight * ((s_cpu * w_cpu + s_mem * w_mem) // w_both)
                 if balanced_weight:
-                    std = abs(min((u_cpu + cpu) / a_cpu, 1.0) - min((u_mem + memory) / a_mem, 1.0))
-                    local += balanced_weight * int((1.0 - std / 2) * MAX_SCORE)
-                out.append(local)
+                    f_cpu = (u_cpu + cpu) / a_cpu
+                    if f_cpu > 1.0:
+                        f_cpu = 1.0
+                    f_mem = (u_mem + memory) / a_mem
+                    if f_mem > 1.0:
+                        f_mem = 1.0
+                    std = f_cpu - f_mem
+                    if std < 0.0:
+                        std = -std
+                    local += balanced_weight * int((1.0 - std / 2) * top)
+                append(local)
             else:  # a resource with no allocatable: the general arithmetic
-                out.append(self._score_rows(pod, [row])[0])
+                append(self._score_rows(pod, [rows[i]])[0])
         return out
 
     def _plain_array(
@@ -562,10 +583,10 @@ class KubeDefaultPolicy(BasePolicy):
         """:meth:`filter_score` scores in the plain case (see :meth:`_plain_rows`) with array
         operations on the gathered resource rows (the vectorised filter and score, fused);
         None when a node has no allocatable cpu or memory (the general path handles it)."""
-        res = c.resources[nodes]
-        a_cpu, a_mem, a_pods, u_cpu, u_mem, u_pods, n_cpu, n_mem = res.T
-        if not (a_cpu.all() and a_mem.all()):
+        res = c.resources.take(nodes, 0)  # take(): fancy indexing with less overhead
+        if not res[:, :2].all():
             return None
+        a_cpu, a_mem, a_pods, u_cpu, u_mem, u_pods, n_cpu, n_mem = res.T
         cpu, memory = pod.cpu_milli, pod.memory_bytes
         ok = u_pods < a_pods
         if cpu:
@@ -573,19 +594,31 @@ class KubeDefaultPolicy(BasePolicy):
         if memory:
             ok &= a_mem - u_mem >= memory
         if table.has_hard:
-            ok &= ~table.hard[c.taint_codes[nodes]].any(axis=1)
+            # any(axis=1) without ndarray.any's Python-level wrapper.
+            ok &= ~np.logical_or.reduce(table.hard[c.taint_codes.take(nodes, 0)], axis=1)
         if pod.gpu_count:
             ok &= (c.gpu_free_milli[nodes] >= pod.gpu_milli).sum(axis=1) >= pod.gpu_count
         # LeastAllocated as fit_score's common case; balanced as balanced_allocation.
         s_cpu = np.maximum((a_cpu - (n_cpu + pod.nonzero_cpu_milli)) * MAX_SCORE, 0) // a_cpu
         s_mem = np.maximum((a_mem - (n_mem + pod.nonzero_memory_bytes)) * MAX_SCORE, 0) // a_mem
         w_cpu, w_mem = self.cpu_weight, self.memory_weight
-        local = self.fit_weight * ((s_cpu * w_cpu + s_mem * w_mem) // (w_cpu + w_mem))
+        if w_cpu == w_mem == self.fit_weight == 1:  # the defaults: the same integers, 3 calls less
+            s_cpu += s_mem
+            local = s_cpu // 2
+        else:
+            local = self.fit_weight * ((s_cpu * w_cpu + s_mem * w_mem) // (w_cpu + w_mem))
         if self.balanced_weight:
-            f_cpu = np.minimum((u_cpu + cpu) / a_cpu, 1.0)
-            f_mem = np.minimum((u_mem + memory) / a_mem, 1.0)
-            std = np.abs(f_cpu - f_mem) / 2
-            local += self.balanced_weight * ((1.0 - std) * MAX_SCORE).astype(np.int64)
+            # As balanced_allocation, computed in place: the same float operations in order.
+            f_cpu = (u_cpu + cpu) / a_cpu
+            np.minimum(f_cpu, 1.0, out=f_cpu)
+            f_mem = (u_mem + memory) / a_mem
+            np.minimum(f_mem, 1.0, out=f_mem)
+            f_cpu -= f_mem
+            std = np.abs(f_cpu, out=f_cpu)
+            std /= 2
+            np.subtract(1.0, std, out=std)
+            std *= MAX_SCORE
+            local += self.balanced_weight * std.astype(np.int64)
         return np.where(ok, local, -1)
 
     def _reason_messages(self, pod: PodRequest) -> list[str]:
@@ -620,12 +653,16 @@ class KubeDefaultPolicy(BasePolicy):
         elif len(entry.bits) < len(cluster.version):
             entry.grow(len(cluster.version))
         # Nodes changed since this shape's last explanation: the cluster's change log when it
-        # reaches back (O(changes); each of them has moved from its cached version), else
-        # every version compared.
-        changed = cluster.changed_since(entry.seen, max(n >> 3, 64)) if entry.seen >= 0 else None
+        # reaches back and is cheaper than comparing all versions (as in the framework's
+        # _node_scores; each of them has moved from its cached version), else every version
+        # compared. Their order does not matter: the totals are sums.
+        limit = max(n // 80, _LOG_MIN)
+        changed = (
+            cluster.changed_since(entry.seen, limit, ordered=False) if entry.seen >= 0 else None
+        )
         entry.seen, entry.n = position, n
         if changed is None:
-            stale = np.flatnonzero(entry.version[:n] != cluster.version[:n])
+            stale = (entry.version[:n] != cluster.version[:n]).nonzero()[0]
         else:
             stale = changed
         if len(stale):
@@ -699,6 +736,8 @@ class KubeDefaultPolicy(BasePolicy):
         hint: int,
         rng: np.random.Generator,
     ) -> np.ndarray:
+        if not pod.gpu_count:
+            return _NO_GPUS  # most pods: no call, no allocation
         return best_gpus(cluster, pod, node)
 
     # -- NodeResourcesFit scoring ------------------------------------------------------------
