@@ -66,7 +66,18 @@ class ReplayResult:
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
     table = pa.Table.from_pandas(df, preserve_index=False)
     table = table.replace_schema_metadata(None)  # no pandas metadata: plain, stable bytes
-    pq.write_table(table, path, compression="zstd")
+    # Float columns (times, latencies) hardly repeat: a dictionary would be built for each
+    # and dropped after its first page (a third of the write time of millions of request
+    # rows, and larger files). Min/max statistics of a dictionary (categorical) column
+    # cost as much again; the other columns keep theirs. The values read back the same.
+    schema = table.schema
+    pq.write_table(
+        table,
+        path,
+        compression="zstd",
+        use_dictionary=[f.name for f in schema if not pa.types.is_floating(f.type)],
+        write_statistics=[f.name for f in schema if not pa.types.is_dictionary(f.type)],
+    )
 
 
 def build_result(
@@ -77,7 +88,12 @@ def build_result(
     created = ~np.isnan(out.created_s)
     idx = np.flatnonzero(created)
     st = out.state[idx]
-    has_reason = np.array([i in out.reason for i in idx.tolist()], bool)
+    # Per-pod dict entries placed by position (most pods have none): no Python loop per pod.
+    reason_at, reason_val = _positions(idx, out.reason)
+    has_reason = np.zeros(len(idx), bool)
+    has_reason[reason_at] = True
+    reasons = np.full(len(idx), None, dtype=object)
+    reasons[reason_at] = reason_val
     state = np.full(len(idx), "pending", dtype=object)
     state[(st == BOUND) | (st == RELEASED)] = "bound"
     state[st == DELETED_PENDING] = "deleted_pending"
@@ -85,13 +101,12 @@ def build_result(
     state[waiting & has_reason] = "failed"
     names = np.asarray([*out.cluster.names, None], dtype=object)
     node = out.node[idx]
-    reasons = [out.reason.get(i) for i in idx.tolist()]
     gpus = [out.gpus.get(i, []) for i in idx.tolist()]
     pods = pd.DataFrame(
         {
-            "uid": pd.array(w.uid[idx], dtype="string"),
-            "name": pd.array(w.name[idx], dtype="string"),
-            "namespace": pd.array(w.namespace[idx], dtype="string"),
+            "uid": _strings(w.uid[idx]),
+            "name": _strings(w.name[idx]),
+            "namespace": _strings(w.namespace[idx]),
             "priority": w.priority[idx],
             "created_s": out.created_s[idx],
             "first_attempt_s": out.first_attempt_s[idx],
@@ -99,12 +114,12 @@ def build_result(
             "bound_s": out.bound_s[idx],
             "deleted_s": out.deleted_s[idx],
             "released_s": out.released_s[idx],
-            "node": pd.array(names[np.where(node >= 0, node, len(names) - 1)], dtype="string"),
+            "node": _strings(names[np.where(node >= 0, node, len(names) - 1)]),
             "gpus": gpus,
             "attempts": out.attempts[idx].astype(np.int64),
             "initial": out.initial[idx],
-            "state": pd.array(state, dtype="string"),
-            "reason": pd.array(reasons, dtype="string"),
+            "state": _strings(state),
+            "reason": _strings(reasons),
         }
     )
     ts = pd.DataFrame(out.samples, columns=list(SAMPLE_COLUMNS))
@@ -134,6 +149,31 @@ def build_result(
     return ReplayResult(pods, ts, summary, tables)
 
 
+def _positions(idx: np.ndarray, values: dict[int, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Where the keys of ``values`` (pod indices) are in the sorted ``idx``, and their values
+    (object array), for the keys found."""
+    if not values:
+        return np.zeros(0, np.int64), np.zeros(0, object)
+    keys = np.fromiter(values.keys(), dtype=np.int64, count=len(values))
+    # fromiter keeps each value (a list too) as one object.
+    vals = np.fromiter(values.values(), dtype=object, count=len(values))
+    pos = np.searchsorted(idx, keys)
+    found = pos < len(idx)
+    found[found] = idx[pos[found]] == keys[found]
+    return pos[found], vals[found]
+
+
+def _strings(values: np.ndarray) -> Any:
+    """``pd.array(values, dtype="string")`` of an object array of str/None, built by Arrow
+    (pandas would check and convert every element in Python); other values take pandas'
+    own path."""
+    try:
+        arr = pa.array(values, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pd.array(values, dtype="string")
+    return pd.array(arr, dtype="string")
+
+
 def _ratio(used: float, alloc: float) -> float | None:
     return round(used / alloc, 6) if alloc else None
 
@@ -149,15 +189,19 @@ def summarize(
 ) -> dict[str, Any]:
     """The numbers of ``summary.json`` (see the module docstring of the CLI for the keys)."""
     counts = {s: int((pods["state"] == s).sum()) for s in STATES}
-    model_bound = pods[(pods["state"] == "bound") & ~pods["initial"] & pods["bound_s"].notna()]
-    latency = (model_bound["bound_s"] - model_bound["created_s"]).to_numpy(float)
+    # Columns, not row subsets of the whole frame (each would copy every column).
+    model_bound = (pods["state"] == "bound").to_numpy(bool) & ~pods["initial"].to_numpy(bool)
+    bound_s = pods["bound_s"].to_numpy(float)
+    model_bound &= ~np.isnan(bound_s)
+    latency = bound_s[model_bound] - pods["created_s"].to_numpy(float)[model_bound]
     lat = {
         f"p{p}": (round(float(np.percentile(latency, p)), 6) if len(latency) else None)
         for p in PERCENTILES
     }
     lat["mean"] = round(float(latency.mean()), 6) if len(latency) else None
     lat["max"] = round(float(latency.max()), 6) if len(latency) else None
-    tried = pods[pods["attempts"] > 0]
+    attempts = pods["attempts"]
+    tried = attempts[attempts > 0]
     alloc: dict[str, Any] = {}
     for res, used, cap in (
         ("cpu", "cpu_used_milli", "cpu_alloc_milli"),
@@ -183,7 +227,7 @@ def summarize(
         "scheduling_latency_s": lat,
         "attempts": {
             "total": int(pods["attempts"].sum()),
-            "mean_per_tried_pod": round(float(tried["attempts"].mean()), 6) if len(tried) else None,
+            "mean_per_tried_pod": round(float(tried.mean()), 6) if len(tried) else None,
             "max": int(pods["attempts"].max()) if len(pods) else 0,
             "decisions": out.decisions,
         },

@@ -76,6 +76,24 @@ NODE_COLUMNS = [
     "taints",
 ]
 _BIG = np.iinfo(np.int64).max
+#: The columns of a pod's creation row that become its per-pod values.
+_PER_POD = frozenset(
+    (
+        "name",
+        "namespace",
+        "scheduler_name",
+        "priority",
+        "req_cpu_milli",
+        "req_memory_bytes",
+        "req_gpu_count",
+        "req_gpu_milli",
+        "gpu_model",
+        "node_selector",
+        "node_affinity",
+        "tolerations",
+        "size_bytes",
+    )
+)
 
 
 @dataclass
@@ -408,10 +426,17 @@ def _pod_ops(
 
     seq = _ints(pods, "seq")
     row = np.arange(n, dtype=np.int64)
-    is_listed = is_("event_type", ("LISTED",))
-    is_create = is_listed | is_("event_type", ("ADDED",))
-    is_delete = is_("event_type", ("DELETED",))
-    is_modified = is_("event_type", ("MODIFIED",))
+    # The event types as codes into this tuple (-1: another or null), in one lookup pass.
+    etype = pc.index_in(
+        pods.column("event_type"),
+        value_set=pa.array(("LISTED", "ADDED", "DELETED", "MODIFIED"), pa.string()),
+    )
+    etype = pc.fill_null(etype, -1).to_numpy(zero_copy_only=False)
+    is_listed = etype == 0
+    is_create = is_listed | (etype == 1)
+    is_delete = etype == 2
+    is_modified = etype == 3
+    del etype
     is_terminal = is_("phase", TERMINAL_PHASES)
     before = t_s < 0  # before the window start
 
@@ -419,12 +444,13 @@ def _pod_ops(
     g = codes[order]
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if n else np.zeros(0, np.int64)
 
+    # ``row[order]`` is ``order`` itself (rows are 0..n-1).
     def gmin(mask: np.ndarray) -> np.ndarray:
-        v = np.where(mask[order], row[order], _BIG)
+        v = np.where(mask[order], order, _BIG)
         return np.minimum.reduceat(v, starts) if n else v
 
     def gmax(mask: np.ndarray) -> np.ndarray:
-        v = np.where(mask[order], row[order], -1)
+        v = np.where(mask[order], order, -1)
         return np.maximum.reduceat(v, starts) if n else v
 
     def gcount(mask: np.ndarray) -> np.ndarray:
@@ -469,7 +495,8 @@ def _pod_ops(
 
     pod_rows = np.flatnonzero(valid)
     src = create[pod_rows]  # the row the pod's requests come from
-    sub = pods.take(pa.array(src))
+    # Only the per-pod columns, taken once per pod.
+    sub = pods.select([c for c in POD_COLUMNS if c in _PER_POD]).take(pa.array(src))
     gpu_count = _ints(sub, "req_gpu_count")
     gpu_total = _ints(sub, "req_gpu_milli")
     per_gpu = np.where(
@@ -480,18 +507,21 @@ def _pod_ops(
     per_gpu = np.minimum(per_gpu, GPU_MILLI)
     constraints = [PodConstraints()]
     index = {constraints[0]: 0}
-    tol = sub.column("tolerations").to_pylist()
-    sel = sub.column("node_selector").to_pylist()
-    aff = sub.column("node_affinity").to_pylist()
     constraint = np.zeros(len(pod_rows), np.int32)
-    for i, (a, b, c) in enumerate(zip(tol, sel, aff, strict=True)):
-        if a or b or c:
-            pc_ = PodConstraints(tuple(a or ()), tuple(b or ()), tuple(c or ()))
-            code = index.get(pc_)
-            if code is None:
-                code = index[pc_] = len(constraints)
-                constraints.append(pc_)
-            constraint[i] = code
+    # Only the pods with a non-empty list become Python objects (most have none).
+    lists = ("tolerations", "node_selector", "node_affinity")
+    has = np.zeros(len(pod_rows), bool)
+    for c in lists:
+        has |= pc.fill_null(pc.list_value_length(sub.column(c)), 0).to_numpy() > 0
+    with_lists = np.flatnonzero(has)
+    tol, sel, aff = (sub.column(c).take(pa.array(with_lists)).to_pylist() for c in lists)
+    for i, a, b, c in zip(with_lists.tolist(), tol, sel, aff, strict=True):
+        pc_ = PodConstraints(tuple(a or ()), tuple(b or ()), tuple(c or ()))
+        code = index.get(pc_)
+        if code is None:
+            code = index[pc_] = len(constraints)
+            constraints.append(pc_)
+        constraint[i] = code
     cols: dict[str, Any] = {
         "uid": np.asarray(uniques, dtype=object)[pod_rows],
         "name": _objs(sub, "name"),

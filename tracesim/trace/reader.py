@@ -32,6 +32,19 @@ _NULLABLE = {
     pa.int64(): pd.Int64Dtype(),
     pa.bool_(): pd.BooleanDtype(),
 }
+#: Low-cardinality string columns :meth:`Trace.to_arrow_by_kind` reads dictionary-encoded.
+_DICT_READ = frozenset(
+    (
+        "kind",
+        "event_type",
+        "namespace",
+        "node_name",
+        "phase",
+        "scheduler_name",
+        "gpu_model",
+        "detail",
+    )
+)
 _PART_RE = re.compile(r"^part-(\d+)\.(parquet|journal)$")
 TimeLike = str | datetime | pd.Timestamp | int | float | None
 
@@ -185,9 +198,8 @@ class Trace:
         found: dict[str | tuple[str, ...], list[pa.Table]] = {key: [] for key in columns}
         # No kind filter in the scan: each key's rows are taken from the unfiltered rows
         # below, one filter per key (a filter in the scan would be a second one).
-        for table in self.scan(start=start, end=end, columns=union):
-            which = pc.index_in(table.column("kind"), value_set=value_set)
-            which = pc.fill_null(which, -1).to_numpy()
+        for table in self._scan_dict(start, end, union):
+            which = _kind_codes(table.column("kind"), value_set)
             for key, group in groups.items():
                 if len(group) == 1:
                     mask = which == codes[group[0]]
@@ -198,13 +210,50 @@ class Trace:
                 else:
                     rows = table.select(list(columns[key])).filter(pa.array(mask))
                 if rows.num_rows:
-                    found[key].append(rows)
+                    found[key].append(_undictionary(rows))
         return {
             key: pa.concat_tables(tables)
             if tables
             else SCHEMA.empty_table().select(list(columns[key]))
             for key, tables in found.items()
         }
+
+    def _scan_dict(self, start: TimeLike, end: TimeLike, columns: list[str]) -> Iterator[pa.Table]:
+        """:meth:`scan` of ``columns`` (all rows of [start, end)), the columns of
+        :data:`_DICT_READ` dictionary-encoded in the Parquet parts (journals: plain strings).
+
+        Parquet stores those low-cardinality strings as dictionary pages: read as a
+        dictionary, a row costs an index, not a string copy (the trace's rows are mostly of
+        kinds nobody asked for, so most decoded strings would be thrown away)."""
+        dict_cols = [c for c in columns if c in _DICT_READ]
+        if not dict_cols or not self.parts:
+            yield from self.scan(start=start, end=end, columns=columns)
+            return
+        expr = self._filter(None, None, start, end)
+        fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=dict_cols))
+        schema = pa.schema(
+            [
+                pa.field(f.name, pa.dictionary(pa.int32(), f.type)) if f.name in dict_cols else f
+                for f in SCHEMA
+            ]
+        )
+        for part in self.parts:
+            # Batch by batch (about a row group each), not the whole part at once: the
+            # caller keeps a few of its columns' rows, so the decoded batch is garbage at
+            # once and its memory is reused for the next one instead of being paged in anew.
+            try:
+                dataset = ds.dataset(part, format=fmt, schema=schema)
+                for batch in dataset.to_batches(columns=columns, filter=expr):
+                    if batch.num_rows:
+                        yield pa.Table.from_batches([batch])
+            except (pa.ArrowException, OSError) as exc:
+                raise TraceError(f"{part}: corrupt Parquet data ({_short(exc)})") from None
+        for journal in self.journals:
+            table = _read_journal(journal)
+            if expr is not None:
+                table = table.filter(expr)
+            if table.num_rows:
+                yield table.select(columns)
 
     def events(self, *, categorical: bool = True, **filters: Any) -> pd.DataFrame:
         """Matching events as a pandas DataFrame (arguments as for :meth:`scan`).
@@ -224,6 +273,34 @@ class Trace:
         """Number of matching events (reads only the ``seq`` column)."""
         filters.setdefault("columns", ["seq"])
         return sum(t.num_rows for t in self.scan(**filters))
+
+
+def _kind_codes(kind: pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
+    """Per row, the index of its kind in ``value_set`` (-1: another kind or null); a
+    dictionary column is looked up once per dictionary entry, not per row."""
+    parts = []
+    for chunk in kind.chunks:
+        if pa.types.is_dictionary(chunk.type):
+            lut = pc.fill_null(pc.index_in(chunk.dictionary, value_set=value_set), -1)
+            lut = np.append(lut.to_numpy(zero_copy_only=False), -1)  # [-1]: a null row
+            idx = pc.fill_null(chunk.indices, -1).to_numpy(zero_copy_only=False)
+            parts.append(lut[idx])
+        else:
+            which = pc.fill_null(pc.index_in(chunk, value_set=value_set), -1)
+            parts.append(which.to_numpy(zero_copy_only=False))
+    if not parts:
+        return np.zeros(0, np.int32)
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def _undictionary(table: pa.Table) -> pa.Table:
+    """``table`` with its dictionary columns decoded to their value type (as :meth:`Trace.scan`
+    gives them)."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            col = table.column(i).cast(field.type.value_type)
+            table = table.set_column(i, field.name, col)
+    return table
 
 
 def _read_journal(path: Path) -> pa.Table:
