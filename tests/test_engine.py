@@ -279,6 +279,23 @@ def test_properties_no_overcommit_exact_release_final_states(tmp_path, data):
     assert (res.timeseries["overcommitted_nodes"] == 0).all()
 
 
+def test_replay_leaves_the_garbage_collector_as_it_found_it(tmp_path):
+    # The run switches the cyclic collector off (speed); the caller's setting comes back,
+    # also when the caller had it off.
+    import gc
+
+    trace = synthesize(SynthConfig(nodes=10, duration_s=120, seed=1), tmp_path / "synth")
+    assert gc.isenabled()
+    replay(str(trace), seed=1)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        replay(str(trace), seed=1)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_same_trace_config_seed_give_identical_pods_parquet(tmp_path):
     trace = synthesize(
         SynthConfig(nodes=40, duration_s=900, seed=5, resources=("pods", "nodes"), burst_pods=300),

@@ -20,6 +20,7 @@ changed) are move requests to the queue; the pool scan is done once per schedule
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections import deque
@@ -622,7 +623,17 @@ class Simulation:
             self.cp.start()
         end = self.w.duration_s
         # Events at exactly ``end`` are replayed too (run(until) stops before them).
-        env.run(until=math.nextafter(end, math.inf))
+        # Without the cyclic garbage collector: the run allocates millions of short-lived
+        # containers (events, callbacks, request groups) that reference counting frees, and
+        # the collector's passes over the large live heap (stores, buffers) cost about 6 %
+        # of a 10,000-node replay for nothing (peak memory measured the same without it).
+        gc_was_on = gc.isenabled()
+        gc.disable()
+        try:
+            env.run(until=math.nextafter(end, math.inf))
+        finally:
+            if gc_was_on:
+                gc.enable()
         # The last row is the state at the end (a sample taken at that instant may predate
         # the last events).
         if self.samples and self.samples[-1][0] >= end:
