@@ -16,15 +16,31 @@ from tracesim.models.params import EtcdParams
 
 
 def closed_loop(n_clients: int, span_s: float = 0.3, warm_s: float = 0.1, **params):
-    """``n_clients`` clients each writing 264-byte values back to back (the etcd benchmark)."""
+    """``n_clients`` clients each writing 264-byte values back to back (the etcd benchmark);
+    (throughput 1/s, mean latency s)."""
+    p = dataclasses.replace(EtcdParams(), **params)
+    thr, mean, _etcd = _run_clients(n_clients, p, span_s, warm_s)
+    return thr, mean
+
+
+def _run_clients(
+    n_clients: int,
+    p: EtcdParams,
+    span_s: float,
+    warm_s: float,
+    size_bytes: float = 264.0,
+    rng: np.random.Generator | None = None,
+):
+    """Closed-loop clients updating their own key: (throughput 1/s, mean latency s, model)
+    over ``span_s`` after ``warm_s``."""
     env = simpy.Environment()
-    etcd = EtcdModel(env, dataclasses.replace(EtcdParams(), **params))
+    etcd = EtcdModel(env, p, rng)
     etcd.preload("kv", list(range(n_clients)), 256)
-    lats = []
+    lats: list[float] = []
 
     def client(i):
         while True:
-            res = yield etcd.write("update", "kv", i, 264)
+            res = yield etcd.write("update", "kv", i, size_bytes)
             assert res.ok
             if env.now > warm_s:
                 lats.append(res.latency_s)
@@ -32,7 +48,7 @@ def closed_loop(n_clients: int, span_s: float = 0.3, warm_s: float = 0.1, **para
     for i in range(n_clients):
         env.process(client(i))
     env.run(until=warm_s + span_s)
-    return len(lats) / span_s, float(np.mean(lats))
+    return len(lats) / span_s, float(np.mean(lats)), etcd
 
 
 def test_throughput_rises_with_concurrency_as_in_the_published_benchmark():
@@ -782,7 +798,6 @@ def _stage_loop(
 ):
     """``n_clients`` closed-loop clients on a leader with simple stage costs (no peer round,
     no backend commit cost); (throughput 1/s, mean latency s, members per batch, model)."""
-    env = simpy.Environment()
     base = dict(
         client_rtt_ms=0.0,
         peer_rtt_ms=0.0,
@@ -791,22 +806,9 @@ def _stage_loop(
         freelist_ns_per_alloc=0.0,
     )
     p = dataclasses.replace(EtcdParams(), **{**base, **params})
-    etcd = EtcdModel(env, p, None if seed is None else np.random.default_rng(seed))
-    etcd.preload("kv", list(range(n_clients)), 256)
-    lats: list[float] = []
-    warm_s = 0.1
-
-    def client(i):
-        while True:
-            res = yield etcd.write("update", "kv", i, size_bytes)
-            assert res.ok
-            if env.now > warm_s:
-                lats.append(res.latency_s)
-
-    for i in range(n_clients):
-        env.process(client(i))
-    env.run(until=warm_s + span_s)
-    return len(lats) / span_s, float(np.mean(lats)), etcd.writes_ok / etcd.batches, etcd
+    rng = None if seed is None else np.random.default_rng(seed)
+    thr, mean, etcd = _run_clients(n_clients, p, span_s, 0.1, size_bytes, rng)
+    return thr, mean, etcd.writes_ok / etcd.batches, etcd
 
 
 def test_pipelined_leader_is_off_by_default():

@@ -574,6 +574,22 @@ class EtcdModel:
             return
         if self._busy or self._defragging:
             return
+        self._next_apply_work(self._start_batch if self._pending else None)
+
+    def _kick_pipelined(self) -> None:
+        """Start each idle stage's next piece of work. The apply stage takes, in this order, a
+        due backend commit, maintenance, the oldest fsynced batch; the WAL stage takes every
+        pending write as its next batch (it does not wait for the applies)."""
+        if self._defragging:
+            return
+        if not self._apply_busy:
+            self._next_apply_work(self._start_apply if self._applyq else None)
+        if not self._wal_busy and self._pending:
+            self._start_wal()
+
+    def _next_apply_work(self, start_batch: Callable[[], None] | None) -> None:
+        """The (serial or apply-stage) leader's next work, in this order: a due backend
+        commit, maintenance, ``start_batch`` (a batch is ready), else the commit timer."""
         now = self.env.now
         if self._uncommitted_ops and (
             now >= self._last_commit_s + self.p.backend_commit_interval_ms / 1e3
@@ -584,40 +600,18 @@ class EtcdModel:
             cost_s, fn = self._maint.popleft()
             self._set_busy(True)
             self._later(cost_s, self._end_maint, fn)
-        elif self._pending:
-            self._start_batch()
+        elif start_batch is not None:
+            start_batch()
         elif self._uncommitted_ops and not self._commit_timer:
             self._commit_timer = True
             due = self._last_commit_s + self.p.backend_commit_interval_ms / 1e3
             self._later(max(0.0, due - now), self._commit_timer_fired)
 
-    def _kick_pipelined(self) -> None:
-        """Start each idle stage's next piece of work. The apply stage takes, in this order, a
-        due backend commit, maintenance, the oldest fsynced batch; the WAL stage takes every
-        pending write as its next batch (it does not wait for the applies)."""
-        if self._defragging:
-            return
-        if not self._apply_busy:
-            now = self.env.now
-            if self._uncommitted_ops and (
-                now >= self._last_commit_s + self.p.backend_commit_interval_ms / 1e3
-                or self._uncommitted_ops >= self.p.backend_commit_max_ops
-            ):
-                self._start_commit()
-            elif self._maint:
-                cost_s, fn = self._maint.popleft()
-                self._set_busy(True)
-                self._later(cost_s, self._end_maint, fn)
-            elif self._applyq:
-                batch, apply_s = self._applyq.popleft()
-                self._set_busy(True)
-                self._later(apply_s, self._end_batch, batch)
-            elif self._uncommitted_ops and not self._commit_timer:
-                self._commit_timer = True
-                due = self._last_commit_s + self.p.backend_commit_interval_ms / 1e3
-                self._later(max(0.0, due - now), self._commit_timer_fired)
-        if not self._wal_busy and self._pending:
-            self._start_wal()
+    def _start_apply(self) -> None:
+        """Pipelined: the oldest fsynced batch enters the apply stage."""
+        batch, apply_s = self._applyq.popleft()
+        self._set_busy(True)
+        self._later(apply_s, self._end_batch, batch)
 
     def _start_wal(self) -> None:
         """Pipelined: the pending writes become a batch; its peer round + fsync run on the WAL

@@ -158,12 +158,7 @@ class Trace:
                 raise TraceError(f"{part}: corrupt Parquet data ({_short(exc)})") from None
             if table.num_rows:
                 yield table
-        for journal in self.journals:
-            table = _read_journal(journal)
-            if expr is not None:
-                table = table.filter(expr)
-            if table.num_rows:
-                yield table.select(cols)
+        yield from self._journal_tables(expr, cols)
 
     def to_arrow(self, **filters: Any) -> pa.Table:
         """All matching events as one Arrow table (arguments as for :meth:`scan`)."""
@@ -248,6 +243,10 @@ class Trace:
                         yield pa.Table.from_batches([batch])
             except (pa.ArrowException, OSError) as exc:
                 raise TraceError(f"{part}: corrupt Parquet data ({_short(exc)})") from None
+        yield from self._journal_tables(expr, columns)
+
+    def _journal_tables(self, expr: Any, columns: list[str]) -> Iterator[pa.Table]:
+        """The rows of the crash journals (not yet compacted into parts) matching ``expr``."""
         for journal in self.journals:
             table = _read_journal(journal)
             if expr is not None:
