@@ -617,23 +617,7 @@ class EtcdModel:
         """Pipelined: the pending writes become a batch; its peer round + fsync run on the WAL
         stage, and its apply time is drawn now (same draws, same order as the serial batch)."""
         batch, self._pending = self._pending, []
-        p = self.p
-        n = sum(len(w.sizes) for w in batch)
-        nbytes = sum(w.total_bytes for w in batch)
-        apply_s = n * p.apply_us_per_request / 1e6 + nbytes * p.ns_per_byte / 1e9
-        if self._spread:
-            disk = self._lognormal(self._sigma_fsync)
-            wal_s = p.peer_rtt_ms / 1e3 + p.fsync_ms / 1e3 * disk
-            if self._wal_s_per_byte:
-                wal_s += nbytes * self._wal_s_per_byte * disk
-            if self._sigma_bytes is None:
-                apply_s *= self._lognormal(self._sigma_apply)
-            else:
-                apply_s = self._apply_own_byte_spread(batch, apply_s, nbytes)
-        else:
-            wal_s = self._batch_fixed_s
-            if self._wal_s_per_byte:
-                wal_s += nbytes * self._wal_s_per_byte
+        wal_s, apply_s = self._batch_times(batch)
         self.batches += 1
         self._wal_busy = True
         self._set_union_busy()
@@ -656,28 +640,34 @@ class EtcdModel:
 
     def _start_batch(self) -> None:
         batch, self._pending = self._pending, []
+        wal_s, apply_s = self._batch_times(batch)
+        self.batches += 1
+        self._set_busy(True)
+        self._later(wal_s + apply_s, self._end_batch, batch)
+
+    def _batch_times(self, batch: list[_Writes]) -> tuple[float, float]:
+        """A new batch's WAL time (peer round + fdatasync, and ``wal_ns_per_byte``) and apply
+        time (per request + per byte), in seconds, with their spread: one disk (WAL
+        fdatasync) and one CPU (apply; GC pauses and preemption on a shared machine stall the
+        whole leader loop) multiplier per batch, drawn in this order."""
         p = self.p
         n = sum(len(w.sizes) for w in batch)
         nbytes = sum(w.total_bytes for w in batch)
         apply_s = n * p.apply_us_per_request / 1e6 + nbytes * p.ns_per_byte / 1e9
         if self._spread:
-            # One disk (WAL fdatasync) and one CPU (apply; GC pauses and preemption on a
-            # shared machine stall the whole leader loop) multiplier per batch.
             disk = self._lognormal(self._sigma_fsync)
-            cost_s = p.peer_rtt_ms / 1e3 + p.fsync_ms / 1e3 * disk
+            wal_s = p.peer_rtt_ms / 1e3 + p.fsync_ms / 1e3 * disk
             if self._wal_s_per_byte:
-                cost_s += nbytes * self._wal_s_per_byte * disk
+                wal_s += nbytes * self._wal_s_per_byte * disk
             if self._sigma_bytes is None:
-                cost_s += apply_s * self._lognormal(self._sigma_apply)
+                apply_s *= self._lognormal(self._sigma_apply)
             else:
-                cost_s += self._apply_own_byte_spread(batch, apply_s, nbytes)
+                apply_s = self._apply_own_byte_spread(batch, apply_s, nbytes)
         else:
-            cost_s = self._batch_fixed_s + apply_s
+            wal_s = self._batch_fixed_s
             if self._wal_s_per_byte:
-                cost_s += nbytes * self._wal_s_per_byte
-        self.batches += 1
-        self._set_busy(True)
-        self._later(cost_s, self._end_batch, batch)
+                wal_s += nbytes * self._wal_s_per_byte
+        return wal_s, apply_s
 
     def _apply_own_byte_spread(self, batch: list[_Writes], apply_s: float, nbytes: float) -> float:
         """A batch's apply time (s) when the per-byte work has its own spread
