@@ -286,7 +286,9 @@ def test_replay_leaves_the_garbage_collector_as_it_found_it(tmp_path):
 
     trace = synthesize(SynthConfig(nodes=10, duration_s=120, seed=1), tmp_path / "synth")
     assert gc.isenabled()
-    replay(str(trace), seed=1)
+    during: list[bool] = []
+    replay(str(trace), seed=1, progress=lambda _f: during.append(gc.isenabled()))
+    assert during and not any(during)
     assert gc.isenabled()
     gc.disable()
     try:
