@@ -656,13 +656,10 @@ def _fit_means(
     base: EtcdParams,
     max_evals: int,
     keys: Sequence[str] = WRITE_KEYS,
-    start: dict[str, float] | None = None,
 ) -> WritePath:
-    """The first pass of a write-path fit: the means and throughputs without spread; the
-    leader (serial or pipelined) is ``base``'s; ``start`` as for :func:`fit_writes`."""
-    write_vals, loss, evals, used = fit_writes(
-        points, base, max_evals=max_evals, keys=keys, start=start
-    )
+    """The first pass of a write-path fit: the means and throughputs without spread, from
+    the closed-form start; the leader (serial or pipelined) is ``base``'s."""
+    write_vals, loss, evals, used = fit_writes(points, base, max_evals=max_evals, keys=keys)
     base = dataclasses.replace(base, **write_vals)
     return WritePath(write_vals, {}, loss, float("nan"), evals, used, base)
 

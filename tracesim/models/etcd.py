@@ -549,17 +549,15 @@ class EtcdModel:
         if self._pipelined:
             self._apply_busy = busy
             self._set_union_busy()
-            return
-        now = self.env.now
-        if busy and not self._busy:
-            self._busy_since = now
-        elif not busy and self._busy:
-            self._busy_area += now - self._busy_since
-        self._busy = busy
+        else:
+            self._account_busy(busy)
 
     def _set_union_busy(self) -> None:
         """Pipelined: the leader counts as busy while either stage is (utilisation)."""
-        busy = self._wal_busy or self._apply_busy
+        self._account_busy(self._wal_busy or self._apply_busy)
+
+    def _account_busy(self, busy: bool) -> None:
+        """The leader's busy state is now ``busy``: integrate the busy time (utilisation)."""
         now = self.env.now
         if busy and not self._busy:
             self._busy_since = now
