@@ -46,6 +46,7 @@ from . import etcd as etcd_mod
 from .etcd import EtcdModel
 from .params import ApiServerParams
 from .queueing import LindleyServer
+from .timers import call_later
 
 MUTATING = frozenset({"create", "update", "patch", "delete"})
 READ_ONLY = frozenset({"get", "list"})
@@ -539,8 +540,7 @@ class ApiServerModel:
     # ------------------------------------------------------------------ execution
 
     def _later(self, delay_s: float, fn: Callable[..., Any], *args: Any) -> None:
-        ev = self.env.timeout(delay_s)
-        ev.callbacks.append(lambda _e: fn(*args))
+        call_later(self.env, delay_s, fn, *args)
 
     def _start(self, r: _Req) -> None:
         n = len(r)

@@ -2,8 +2,8 @@
 
 :class:`FcfsServer` is a first-come-first-served queue in front of ``capacity`` identical
 servers (an M/G/c station). It is driven by SimPy events with callbacks rather than one SimPy
-process per job: a job costs one ``env.timeout`` and a deque entry, so a model can push hundreds
-of thousands of jobs through it. Time is SimPy's: every delay is an ``env.timeout``.
+process per job: a job costs one timer (:func:`~tracesim.models.timers.call_later`) and a deque
+entry, so a model can push hundreds of thousands of jobs through it. Time is SimPy's.
 
 It keeps the time-integrals needed for utilisation and mean queue length, so a sampler can
 compute both over any window without touching the jobs. ``tests/test_queueing.py`` checks it
@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 import simpy
+
+from .timers import call_later
 
 #: ``on_done(wait_s)``: called when a job finishes, with the time it waited in the queue.
 DoneFn = Callable[[float], Any]
@@ -94,8 +96,7 @@ class FcfsServer:
     def _start(self, t_arrival: float, service_s: float, on_done: DoneFn | None) -> None:
         self.in_service += 1
         wait_s = self.env.now - t_arrival
-        ev = self.env.timeout(service_s)
-        ev.callbacks.append(lambda _ev: self._finish(wait_s, on_done))
+        call_later(self.env, service_s, self._finish, wait_s, on_done)
 
     def _finish(self, wait_s: float, on_done: DoneFn | None) -> None:
         self._advance()
@@ -168,9 +169,7 @@ class LindleyServer:
             self._waiting_arrivals += now
         self.completed += 1
         if on_done is not None:
-            wait = start - now
-            ev = self.env.timeout(end - now)
-            ev.callbacks.append(lambda _ev: on_done(wait))
+            call_later(self.env, end - now, on_done, start - now)
         return end
 
     def busy_area_s(self) -> float:

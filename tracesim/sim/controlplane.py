@@ -59,6 +59,7 @@ from ..models.kubelet import Heartbeats
 from ..models.params import Profile
 from ..models.ratelimit import TokenBucket
 from ..models.schedulers.base import num_feasible_nodes_to_find
+from ..models.timers import call_later
 from .engine import BOUND, NEW
 from .metrics import Metrics
 from .workload import TraceWrites, resource_of
@@ -381,12 +382,10 @@ class ControlPlane:
             if j == 0:
                 api.submit_mixed(*args, on_done=on_done, on_watch=on_watch)
                 continue
-            ev = self.env.timeout(self.wave_s * j / k)
-            ev.callbacks.append(
-                lambda _e, a=args, d=on_done, w=on_watch: api.submit_mixed(
-                    *a, on_done=d, on_watch=w
-                )
-            )
+            call_later(self.env, self.wave_s * j / k, self._submit_offer, args, on_done, on_watch)
+
+    def _submit_offer(self, args: tuple, on_done: Any, on_watch: Any) -> None:
+        self.api.submit_mixed(*args, on_done=on_done, on_watch=on_watch)
 
     def _lifecycle_handlers(self, codes: np.ndarray, tags: np.ndarray):
         def done(_lat, reasons, members):
@@ -435,8 +434,7 @@ class ControlPlane:
             tries = self.retries.get(key, 0)
             if code in RETRIED and tries < max_retries:
                 self.retries[key] = tries + 1
-                ev = self.env.timeout(retry_after)
-                ev.callbacks.append(lambda _e, st=s.name, p=pod: self._add(st, p))
+                call_later(self.env, retry_after, self._add, s.name, pod)
                 self.submitted -= 1  # the retry is the same request (counted when resubmitted)
                 continue
             self.retries.pop(key, None)
@@ -452,8 +450,7 @@ class ControlPlane:
             s.done(tags[mine & ok], tags[mine & final], reasons[mine & final])
 
     def _later(self, delay_s: float, fn: Callable[..., Any], *args: Any) -> None:
-        ev = self.env.timeout(max(delay_s, 0.0))
-        ev.callbacks.append(lambda _e: fn(*args))
+        call_later(self.env, max(delay_s, 0.0), fn, *args)
 
     # ------------------------------------------------------------------ engine hooks
 
