@@ -74,6 +74,7 @@ import simpy
 
 from .params import EtcdParams
 from .queueing import FcfsServer
+from .timers import call_later
 
 CREATE, UPDATE, DELETE = 0, 1, 2
 OPS = {"create": CREATE, "update": UPDATE, "patch": UPDATE, "delete": DELETE}
@@ -186,8 +187,7 @@ class PsServer:
             return
         gen = self._gen
         dt = max(0.0, (self._heap[0][0] - self._v) / self._rate())
-        ev = self.env.timeout(dt)
-        ev.callbacks.append(lambda _e: self._finish(gen))
+        call_later(self.env, dt, self._finish, gen)
 
     def _finish(self, gen: int) -> None:
         if gen != self._gen:
@@ -257,11 +257,8 @@ class WakeupServer:
             start = t
             t += service_s
             if on_done is not None:
-                ev = self.env.timeout(t)
-                ev.callbacks.append(lambda _e, fn=on_done, w=now + start - t_arrival: fn(w))
-        n = len(jobs)
-        end = self.env.timeout(t)
-        end.callbacks.append(lambda _e: self._end(n))
+                call_later(self.env, t, on_done, now + start - t_arrival)
+        call_later(self.env, t, self._end, len(jobs))
 
     def _end(self, n: int) -> None:
         self.completed += n
@@ -539,8 +536,7 @@ class EtcdModel:
         self._kick()
 
     def _later(self, delay_s: float, fn: Callable[..., Any], *args: Any) -> None:
-        ev = self.env.timeout(delay_s)
-        ev.callbacks.append(lambda _e: fn(*args))
+        call_later(self.env, delay_s, fn, *args)
 
     # ------------------------------------------------------------------ the leader loop
 
