@@ -1,8 +1,8 @@
 """Timer callbacks on a SimPy environment: ``call_later(env, delay_s, fn, *args)``.
 
-The models' hot paths (an etcd batch's WAL and apply stages, the apiserver's request CPU, a
-wave's spread offers, the replay's trace operations) need "call ``fn(*args)`` in ``delay_s``"
-hundreds of thousands of times per simulated hour. SimPy's way is an ``env.timeout`` with a
+The models' hot paths (an etcd batch's WAL and apply stages and its reply, the apiserver's
+request CPU, a wave's spread offers, a watch dispatch) need "call ``fn(*args)`` in
+``delay_s``" hundreds of thousands of times per simulated hour. SimPy's way is an ``env.timeout`` with a
 callback: a full :class:`simpy.events.Timeout` (an ``__init__`` in Python setting six
 attributes) and a closure per call. :func:`call_later` puts a small slotted event straight on
 the environment's heap instead, with the same time, priority and sequence number a Timeout
@@ -10,7 +10,9 @@ created at that moment would get. So the order of events, and every result, is u
 timer costs about half as much (``benchmarks/bench_models.py`` measures it).
 
 A timer cannot be cancelled, yielded from a process or waited on: it only calls. Code that
-needs any of these uses ``env.timeout``.
+needs any of these uses ``env.timeout``. A loop that waits (the replay's feeder and scheduler)
+stays a process: it keeps its locals between waits, and rewritten as timers that rebuild them
+on every call it ran no faster (callgrind instruction counts of a 3,000-node replay: +0.3 %).
 """
 
 from __future__ import annotations

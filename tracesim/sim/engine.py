@@ -1,22 +1,18 @@
 """The replay engine: a SimPy environment fed by a trace, a scheduling queue and a scheduler.
 
-SimPy owns time. The replay's parts run on SimPy events: processes for the slow loops, and
-timers (:func:`~tracesim.models.timers.call_later`) for what happens hundreds of thousands of
-times per simulated hour:
+SimPy owns time: every delay is an ``env.timeout``. Processes:
 
-- **feeder** (timers, one per distinct operation time): applies node and pod operations of the
-  :class:`~tracesim.sim.workload.Workload` at their (simulated) times: nodes join, change and
-  leave the :class:`ClusterState`; pods are created (queued, or placed on their recorded node
-  when they were already bound when the trace starts), turn terminal (resources released) and
-  are deleted.
-- **scheduler** (timers: a wake-up, a cycle's end): takes pods from the
-  :class:`~tracesim.sim.queue.SchedulingQueue` one at a time; a scheduling cycle runs the
-  policy through the :class:`~tracesim.models.schedulers.base.Scheduler` framework (filter,
-  score, pick, assume) and lasts :meth:`SchedulerTiming.cycle_time_s`; binding completes
-  ``bind_latency_s`` later, asynchronously (a binder process), as kube-scheduler binds in a
-  goroutine.
-- **backoff timers**, the **leftover flush** every 30 s and the **sampler** of cluster
-  allocation every ``sample_interval_s`` (processes).
+- **feeder**: applies node and pod operations of the :class:`~tracesim.sim.workload.Workload`
+  at their (simulated) times: nodes join, change and leave the :class:`ClusterState`; pods
+  are created (queued, or placed on their recorded node when they were already bound when the
+  trace starts), turn terminal (resources released) and are deleted.
+- **scheduler**: takes pods from the :class:`~tracesim.sim.queue.SchedulingQueue` one at a
+  time; a scheduling cycle runs the policy through the
+  :class:`~tracesim.models.schedulers.base.Scheduler` framework (filter, score, pick, assume)
+  and lasts :meth:`SchedulerTiming.cycle_time_s`; binding completes ``bind_latency_s`` later,
+  asynchronously (a binder process), as kube-scheduler binds in a goroutine.
+- **backoff timers** (:func:`~tracesim.models.timers.call_later`), the **leftover flush**
+  every 30 s and the **sampler** of cluster allocation every ``sample_interval_s``.
 
 Cluster changes that can make a pending pod fit (a pod deleted or terminal, a node added or
 changed) are move requests to the queue; the pool scan is done once per scheduler wake-up.
@@ -256,8 +252,7 @@ class Simulation:
         self.issues: dict[str, int] = dict(w.inconsistencies)
         self.decisions = 0
         self.schedule_wall_s = 0.0
-        self._idle = False  # the scheduler waits for a pod or a cluster change
-        self._woken = False  # a wake-up is pending
+        self._wake: simpy.Event | None = None
         self._move_pending = False
         self._timer_at = math.inf
         self._binds: deque[tuple[float, int]] = deque()
@@ -293,10 +288,9 @@ class Simulation:
         self._kick()
 
     def _kick(self) -> None:
-        """Wake the idle scheduler: it runs after the events due now (one wake pending)."""
-        if self._idle and not self._woken:
-            self._woken = True
-            call_later(self.env, 0.0, self._on_wake)
+        wake = self._wake
+        if wake is not None and not wake.triggered:
+            wake.succeed()
 
     def _node_op(self, op: int, row: int) -> None:
         ops, c = self.w.node_ops, self.cluster
@@ -392,9 +386,9 @@ class Simulation:
         # _move_request() inline (this runs for every pod that ends).
         self.queue.note_move_request()
         self._move_pending = True
-        if self._idle and not self._woken:  # _kick() inline
-            self._woken = True
-            call_later(self.env, 0.0, self._on_wake)
+        wake = self._wake
+        if wake is not None and not wake.triggered:
+            wake.succeed()
 
     def binding_failed(self, pod: int, now: float, reason: str) -> None:
         """The binding write of ``pod`` was rejected: forget the assumed pod (its resources
@@ -438,39 +432,26 @@ class Simulation:
 
     # -- processes -----------------------------------------------------------------------------
     def _feeder(self):
-        """Start the trace's operations: :meth:`_feed` at time 0, in this process's place
-        among the processes started at time 0; it then goes on through timers."""
-        w = self.w
-        self._feed_ops = (w.op_t_s.tolist(), w.op.tolist(), w.op_index.tolist())
-        self._feed_i = 0
-        self._feed()
-        return
-        yield  # a generator, so that it starts as a process
-
-    def _feed(self) -> None:
-        """Replay the trace's operations due now, then wait (a timer, not a process: this
-        runs once per distinct operation time, hundreds of thousands of times)."""
         env, w = self.env, self.w
-        times, ops, index = self._feed_ops
+        times = w.op_t_s.tolist()
+        ops = w.op.tolist()
+        index = w.op_index.tolist()
         n = len(times)
         step = max(n // 200, 1)
         progress = self.progress
         cp = self.cp
-        # The handlers, looked up once per call.
+        # The handlers, looked up once (this loop runs once per trace operation).
         create = self._pod_create if cp is None else cp.on_pod_create
         delete = self._pod_delete if cp is None else cp.on_pod_delete
         terminal = self._pod_terminal
         on_terminal = None if cp is None else cp.on_pod_terminal
         node_op = self._node_op
-        now = env.now
-        i = self._feed_i
-        while i < n:
-            t = times[i]
+        timeout = env.timeout
+        now = env.now  # the clock moves only while this process waits
+        for i, (t, op, k) in enumerate(zip(times, ops, index, strict=True)):
             if t > now:
-                self._feed_i = i
-                call_later(env, t - now, self._feed)
-                return
-            op, k = ops[i], index[i]
+                yield timeout(t - now)
+                now = env.now
             if op == POD_CREATE:
                 create(k, t)
             elif op == POD_DELETE:
@@ -482,9 +463,7 @@ class Simulation:
             else:
                 node_op(op, k)
             if progress is not None and i % step == 0:
-                progress(min(now / max(w.duration_s, 1e-9), 1.0))
-            i += 1
-        self._feed_i = n
+                progress(min(env.now / max(w.duration_s, 1e-9), 1.0))
 
     def _schedule_backoff(self, expiries: list[float] | None) -> None:
         if not expiries:
@@ -513,26 +492,12 @@ class Simulation:
                 self._kick()
 
     def _scheduler(self):
-        """Start the scheduling loop (:meth:`_schedule_loop`) at time 0, in this process's
-        place among the processes started at time 0. The loop then runs on timers: a wake-up
-        when a pod is queued or the cluster changes, the end of a cycle that takes time."""
-        self._schedule_loop()
-        return
-        yield  # a generator, so that it starts as a process
-
-    def _on_wake(self) -> None:
-        self._idle = self._woken = False
-        self._schedule_loop()
-
-    def _schedule_loop(self) -> None:
-        """Scheduling cycles, one pod at a time, until the queue is empty (the scheduler then
-        idles until woken) or a cycle takes time (:meth:`_cycle_end` goes on at its end)."""
         env, queue, sched, c = self.env, self.queue, self.scheduler, self.cluster
         timing = self.timing
         # The default timing without parameters makes every cycle instantaneous: no call.
         zero_timing = type(timing) is SchedulerTiming and not (timing.base_s or timing.per_node_s)
         reqs, state, node_of, gpus_of = self.reqs, self.state, self.node, self.gpus
-        reason, first_attempt_s = self.reason, self.first_attempt_s
+        reason, first_attempt_s, deleted_s = self.reason, self.first_attempt_s, self.deleted_s
         schedule, pop, isnan = sched.schedule, queue.pop, math.isnan
         clock = time.perf_counter
         while True:
@@ -541,8 +506,10 @@ class Simulation:
                 self._schedule_backoff(queue.move_all(env.now))
             pod = pop()
             if pod is None:
-                self._idle = True
-                return
+                self._wake = env.event()
+                yield self._wake
+                self._wake = None
+                continue
             if isnan(first_attempt_s[pod]):
                 first_attempt_s[pod] = env.now
             req = reqs[pod]
@@ -563,45 +530,35 @@ class Simulation:
             if not zero_timing:
                 dt = timing.cycle_time_s(sched.last_examined, c.n_nodes)
                 if dt > 0:
-                    call_later(env, dt, self._cycle_end, pod, placement)
-                    return
-            self._cycle_done(pod, placement)
-
-    def _cycle_end(self, pod: int, placement: Any) -> None:
-        self._cycle_done(pod, placement)
-        self._schedule_loop()
-
-    def _cycle_done(self, pod: int, placement: Any) -> None:
-        """The end of ``pod``'s cycle: back to the queue, or assumed on its node and bound."""
-        now = self.env.now
-        state, queue = self.state, self.queue
-        deleted = not math.isnan(self.deleted_s[pod])
-        if placement is None:
-            if deleted:
-                queue.done(pod)
-                state[pod] = DELETED_PENDING
+                    yield env.timeout(dt)
+            now = env.now
+            deleted = not isnan(deleted_s[pod])
+            if placement is None:
+                if deleted:
+                    queue.done(pod)
+                    state[pod] = DELETED_PENDING
+                else:
+                    state[pod] = QUEUED
+                    expiry = queue.failed(pod, now)
+                    if expiry is not None:
+                        self._schedule_backoff([expiry])
+                continue
+            queue.done(pod)
+            self.scheduled_s[pod] = now
+            state[pod] = BOUND
+            if deleted:  # deleted during its cycle: the assumed pod is forgotten
+                self._release(pod, now)
+                continue
+            if self.cp is not None:  # binding through the API client and the models
+                self.cp.on_scheduled(pod, now)
+                continue
+            latency = self.cfg.bind_latency_s
+            if latency > 0:
+                self._binds.append((now + latency, pod))
+                if self._binder_wake is not None and not self._binder_wake.triggered:
+                    self._binder_wake.succeed()
             else:
-                state[pod] = QUEUED
-                expiry = queue.failed(pod, now)
-                if expiry is not None:
-                    self._schedule_backoff([expiry])
-            return
-        queue.done(pod)
-        self.scheduled_s[pod] = now
-        state[pod] = BOUND
-        if deleted:  # deleted during its cycle: the assumed pod is forgotten
-            self._release(pod, now)
-            return
-        if self.cp is not None:  # binding through the API client and the models
-            self.cp.on_scheduled(pod, now)
-            return
-        latency = self.cfg.bind_latency_s
-        if latency > 0:
-            self._binds.append((now + latency, pod))
-            if self._binder_wake is not None and not self._binder_wake.triggered:
-                self._binder_wake.succeed()
-        else:
-            self.bound_s[pod] = now
+                self.bound_s[pod] = now
 
     def _binder(self):
         env, binds = self.env, self._binds
