@@ -2,12 +2,15 @@
 
 The models' hot paths (an etcd batch's WAL and apply stages and its reply, the apiserver's
 request CPU, a wave's spread offers, a watch dispatch) need "call ``fn(*args)`` in
-``delay_s``" hundreds of thousands of times per simulated hour. SimPy's way is an ``env.timeout`` with a
-callback: a full :class:`simpy.events.Timeout` (an ``__init__`` in Python setting six
-attributes) and a closure per call. :func:`call_later` puts a small slotted event straight on
-the environment's heap instead, with the same time, priority and sequence number a Timeout
-created at that moment would get. So the order of events, and every result, is unchanged; a
-timer costs about half as much (``benchmarks/bench_models.py`` measures it).
+``delay_s``" hundreds of thousands of times per simulated hour. SimPy's way is an
+``env.timeout`` with a callback: a full :class:`simpy.events.Timeout` (an ``__init__`` in
+Python setting six attributes) and a closure per call. :func:`call_later` puts a small
+slotted event straight on the environment's heap instead, with the same time, priority and
+sequence number a Timeout created at that moment would get. So the order of events, and
+every result, is unchanged. Alone, a timer is scheduled and fired about 1.7x faster
+(``benchmarks/bench_models.py``); in a replay the saving is small (about 2 % of the
+instructions of an apiserver + etcd request group), as the timer is a small part of the work
+it triggers.
 
 A timer cannot be cancelled, yielded from a process or waited on: it only calls. Code that
 needs any of these uses ``env.timeout``. A loop that waits (the replay's feeder and scheduler)
