@@ -28,7 +28,7 @@ from tracesim.calibrate.fit import (
     write_profile,
 )
 from tracesim.calibrate.validate import compare, simulate_reads, simulate_writes
-from tracesim.calibrate.workload import ROOT, Calibration, keep_rounds
+from tracesim.calibrate.workload import CLEANUP_SETTLE_S, ROOT, Calibration, keep_rounds
 from tracesim.errors import TracesimError
 from tracesim.models.params import EtcdParams, Profile, load_profile
 
@@ -239,6 +239,36 @@ def test_spread_fit_recovers_the_cvs_of_a_model_etcd():
     held = table[(table["role"] == "validate") & (table["phase"] == "write")]
     assert (held["p99_ms_error"].abs() <= 0.25).mean() >= 0.75, held
     # Without spread, the p99/p50 ratios are missed; the fit must have improved on that.
+    no_spread = compare(flat, points)
+    miss = no_spread[(no_spread["role"] == "validate") & (no_spread["phase"] == "write")]
+    assert miss["p99_ms_error"].abs().median() > held["p99_ms_error"].abs().median()
+
+
+@pytest.mark.slow
+def test_spread_fit_with_stalls_recovers_a_stalling_model_etcd():
+    # A model etcd whose apply stalls (and whose disk varies): the calibration's spread fit
+    # (stalls=True) finds about the share of apply time they take, holds the per-batch
+    # apply multiplier at 0, and predicts the held-out p99s; a fit without spread misses them.
+    truth = _model_etcd(fsync_cv_ratio=0.4, stall_per_s=40.0, stall_ms=3.0)
+    points = assign_roles(_synthetic_points(truth))
+    flat = dataclasses.replace(truth, fsync_cv_ratio=0.0, stall_per_s=0.0, stall_ms=0.0)
+    values, _loss, evals = fit_spread(
+        points, flat, max_evals=60, max_requests=None, stalls=True, fit_commit=False
+    )
+    assert set(values) == {
+        "fsync_cv_ratio",
+        "stall_per_s",
+        "stall_ms",
+        "backend_commit_ns_per_byte",
+        "batch_apply_cv_ratio",
+    }
+    assert values["batch_apply_cv_ratio"] == 0.0 and 0 < evals <= 60
+    assert values["fsync_cv_ratio"] == pytest.approx(0.4, rel=0.5)
+    # Stall time per second of apply work: 40/s x 3 ms = 0.12.
+    assert values["stall_per_s"] * values["stall_ms"] / 1e3 == pytest.approx(0.12, rel=0.5)
+    table = compare(dataclasses.replace(flat, **values), points)
+    held = table[(table["role"] == "validate") & (table["phase"] == "write")]
+    assert (held["p99_ms_error"].abs() <= 0.25).mean() >= 0.75, held
     no_spread = compare(flat, points)
     miss = no_spread[(no_spread["role"] == "validate") & (no_spread["phase"] == "write")]
     assert miss["p99_ms_error"].abs().median() > held["p99_ms_error"].abs().median()
@@ -507,6 +537,28 @@ def test_cancelled_run_deletes_what_it_wrote(etcd):
             return await c.count(b"\0", b"\0")
 
     assert _run(go()) == 0
+
+
+def test_cleanup_deletes_a_put_that_lands_after_its_first_delete(etcd):
+    # What a cancelled run meets: a put sent before Ctrl-C reaches etcd after cleanup's first
+    # delete. Here the late put is written while cleanup waits to look again.
+    async def go():
+        async with EtcdClient(etcd.url) as c:
+            cal = Calibration(c, Plan(point_s=0.5))
+            await cal._preflight()
+            cal._wrote = True
+            await c.put(cal.prefix + b"early", b"x")
+
+            async def late():
+                await asyncio.sleep(CLEANUP_SETTLE_S / 2)
+                await c.put(cal.prefix + b"late", b"x")
+
+            writer = asyncio.create_task(late())
+            deleted = await cal.cleanup()
+            await writer
+            return deleted, await c.count(ROOT, prefix_end(ROOT))
+
+    assert _run(go()) == (2, 0)
 
 
 def _cli(args: list[str]) -> int:

@@ -909,3 +909,87 @@ def test_write_overhead_delays_a_write_without_occupying_the_leader():
     # The leader is busy 1.2 ms per 2.0 ms cycle instead of all the time.
     assert e0.busy_area_s() / e0.env.now == pytest.approx(1.0, abs=0.01)
     assert e1.busy_area_s() / e1.env.now == pytest.approx(1.2 / 2.0, abs=0.01)
+
+
+def _closed_loop_latencies(clients: int, n: int, size_bytes: float, **params) -> np.ndarray:
+    """Latencies (s) of ``clients`` closed-loop puts of ``size_bytes``, ``n`` each (own keys),
+    on a model without backend commit cost (so only what ``params`` add varies)."""
+    env = simpy.Environment()
+    quiet = dict(backend_commit_ms=0.0, freelist_ns_per_alloc=0.0, quota_bytes=2**50)
+    p = dataclasses.replace(EtcdParams(), **{**quiet, **params})
+    etcd = EtcdModel(env, p, np.random.default_rng(3))
+    etcd.preload("kv", list(range(clients)), size_bytes)
+    lats: list[float] = []
+
+    def client(i):
+        for _ in range(n):
+            res = yield etcd.write("update", "kv", i, size_bytes)
+            assert res.ok
+            lats.append(res.latency_s)
+
+    for i in range(clients):
+        env.process(client(i))
+    env.run()
+    return np.asarray(lats)
+
+
+def test_apply_stalls_meet_a_batch_at_their_rate_and_add_their_mean():
+    # One client, 2 ms of apply per put: a batch meets a stall with probability
+    # 1 - exp(-50/s x 2 ms) = 9.5%, and the stalls add 50/s x 2 ms x 4 ms = 0.4 ms per put.
+    kw = dict(apply_us_per_request=2000.0, ns_per_byte=0.0, fsync_ms=0.5)
+    flat = _closed_loop_latencies(1, 6000, 400, **kw)
+    assert flat.std() < 1e-12  # nothing else varies
+    stalled = _closed_loop_latencies(1, 6000, 400, stall_per_s=50.0, stall_ms=4.0, **kw)
+    extra_s = stalled - flat[0]
+    assert (extra_s > 1e-9).mean() == pytest.approx(1 - np.exp(-0.1), abs=0.015)
+    assert extra_s.mean() == pytest.approx(0.4e-3, rel=0.25)
+    assert extra_s.min() > -1e-12  # a stall only delays
+
+
+def test_apply_stalls_average_out_over_large_batches_where_a_batch_multiplier_does_not():
+    # The same stalls give one client a long tail (a 4 ms stall on a ~1 ms put) and 128
+    # clients a narrower one (batches of ~128 x 0.2 ms meet a few stalls each, whose sum
+    # varies less relative to the batch); a per-batch apply multiplier stretches a large
+    # batch as much as a small one, and its waiters with it: its tail widens under load.
+    kw = dict(apply_us_per_request=200.0, ns_per_byte=0.0, fsync_ms=0.5)
+
+    def ratio(clients: int, n: int, **params) -> float:
+        lat = _closed_loop_latencies(clients, n, 400, **kw, **params)
+        return float(np.percentile(lat, 99) / np.median(lat))
+
+    stalls = dict(stall_per_s=100.0, stall_ms=4.0)
+    one, saturated = ratio(1, 3000, **stalls), ratio(128, 100, **stalls)
+    assert saturated < 0.75 * one and one > 2.5
+    mult = dict(batch_apply_cv_ratio=0.8)
+    assert ratio(128, 100, **mult) > 2.0 * ratio(1, 3000, **mult)
+    assert ratio(128, 100, **mult) > 2.0 * saturated
+
+
+def test_apply_stalls_are_off_by_default_and_do_not_move_the_other_draws():
+    assert EtcdParams().stall_per_s == 0.0 and EtcdParams().stall_ms == 0.0
+    kw = dict(fsync_cv_ratio=0.5, batch_apply_cv_ratio=0.3, ns_per_byte=20.0)
+    base = _closed_loop_latencies(4, 300, 16_000, **kw)
+    # A duration without a rate draws nothing.
+    np.testing.assert_array_equal(base, _closed_loop_latencies(4, 300, 16_000, stall_ms=5.0, **kw))
+    # Stalls draw from their own stream: a rate too low to ever stall leaves every other
+    # draw (disk, apply) where it was.
+    rare = _closed_loop_latencies(4, 300, 16_000, stall_per_s=1e-6, stall_ms=5.0, **kw)
+    np.testing.assert_allclose(rare, base, rtol=0, atol=1e-12)
+
+
+def test_backend_commit_cost_grows_with_the_bytes_it_writes():
+    # 50 creates of 16 kB, then the commit 100 ms later: with 10 ns per byte it takes
+    # 10 ns x (50 x (16,000 + key overhead)) longer than without.
+    def commit_s(ns: float) -> tuple[float, int]:
+        env = simpy.Environment()
+        p = dataclasses.replace(EtcdParams(), backend_commit_ns_per_byte=ns)
+        etcd = EtcdModel(env, p)
+        etcd.submit_writes("create", "kv", list(range(50)), np.full(50, 16_000.0))
+        env.run(until=0.5)
+        return etcd.commit_time_s, etcd.commits
+
+    (plain, n0), (costly, n1) = commit_s(0.0), commit_s(10.0)
+    assert n0 == n1 == 1
+    written = 50 * (16_000 + EtcdParams().key_overhead_bytes)
+    assert costly - plain == pytest.approx(written * 10e-9, rel=1e-9)
+    assert EtcdParams().backend_commit_ns_per_byte == 0.0

@@ -41,19 +41,24 @@ units):
   in about the single-client latency at twice its throughput, which needs the per-byte work
   split over two overlapping stages). The pipelined leader is kept only if its loss on the
   fit points is lower; the spread and the refit below are done for the kept one.
-- **spread** (simulation): ``fsync_cv_ratio`` and ``batch_apply_cv_ratio`` (lognormal
-  per-batch multipliers of the fsync and of the apply work) minimise the squared log errors of
-  the p99/p50 ratio of the same replays (Nelder-Mead in log space, common random numbers:
-  every replay uses seed 0). The single-client puts (one put per batch, the fsync a large part
-  of it) mostly see ``fsync_cv_ratio``; the saturated ones (the apply work dominating)
-  ``batch_apply_cv_ratio``. With ~1 MB puts among the fit points the spread is fitted twice,
-  with ``byte_cv_ratio`` (the per-byte work's own, per-request multiplier, seen mostly by the
-  1 MB puts) and without it (the per-byte work on the batch's apply multiplier), and the
-  lower loss wins. ``backend_commit_ms`` is fitted here too, from the write fit's value: a
-  bbolt commit every ``backend_commit_interval_ms`` stalls the requests that meet it, a tail
-  the means hardly see (on one run the means alone drove it to 10 ms, which put the
-  single-client p99 at 7.7 ms against 1.8 ms measured). The mean fit is then repeated with
-  the spread in place, from its previous optimum, ``backend_commit_ms`` held.
+- **spread** (simulation, the calibration's model): ``fsync_cv_ratio`` (a lognormal
+  per-batch multiplier of the fsync and of each backend commit), apply stalls
+  (``stall_per_s``, ``stall_ms``: a batch whose apply takes T meets a Poisson number, mean
+  ``stall_per_s`` x T, of exponential stalls) and ``backend_commit_ns_per_byte`` (a bbolt
+  commit's cost per byte written since the previous one) minimise the squared log errors of
+  the p99/p50 ratio of the fit write points (Nelder-Mead in log space, common random numbers:
+  every replay uses seed 0, each as long as its measurement, as :mod:`.validate` replays
+  it). The per-batch apply multiplier (``batch_apply_cv_ratio``) is held at 0: it stretches
+  a batch of 128 puts as much as a batch of one, which over-predicted the saturated small
+  puts' p99 (+47% at 128 in flight) while the 16 kB puts at 4-16 in flight were
+  under-predicted; stalls whose time does not scale with the batch's work average out over a
+  large batch and give a small one a long tail. ``backend_commit_ms`` is fitted here too,
+  from the write fit's value: a bbolt commit every ``backend_commit_interval_ms`` stalls the
+  requests that meet it, a tail the means hardly see (on one run the means alone drove it to
+  10 ms, which put the single-client p99 at 7.7 ms against 1.8 ms measured). The mean fit is
+  then repeated with the spread in place, from its previous optimum, ``backend_commit_ms``
+  held. (:func:`fit_spread` without ``stalls`` fits the per-batch multipliers instead:
+  ``batch_apply_cv_ratio``, and with ~1 MB puts ``byte_cv_ratio``, the lower loss winning.)
 - **maintenance** (closed form): ``compaction_us_per_revision`` from the compaction's duration,
   ``defrag_s_per_gib`` from the defragmentation's duration and the file size it rewrote.
 
@@ -93,6 +98,17 @@ PIPELINED_BYTE_KEYS = ("wal_ns_per_byte",)
 #: Service-time spreads fitted to the p99/p50 ratios, and their bounds (CV, ratio).
 SPREAD_KEYS = ("fsync_cv_ratio", "batch_apply_cv_ratio")
 SPREAD_BOUNDS = (0.01, 4.0)
+#: The calibration's spread model (:func:`fit_spread` with ``stalls``): the disk's CV, apply
+#: stalls (rate and mean duration) in place of the per-batch apply multiplier, and a backend
+#: commit cost per byte written, with their bounds and starts.
+STALL_KEYS = ("fsync_cv_ratio", "stall_per_s", "stall_ms", "backend_commit_ns_per_byte")
+STALL_BOUNDS = {
+    "stall_per_s": (0.1, 5000.0),
+    "stall_ms": (0.01, 200.0),
+    "backend_commit_ns_per_byte": (0.001, 100.0),
+}
+STALL_START_PER_S = 20.0
+COMMIT_NS_PER_BYTE_START = 1.0
 #: Fitted with the spreads (a tail parameter), then held while the means are refitted.
 COMMIT_KEYS = ("backend_commit_ms",)
 COMMIT_BOUNDS_MS = (0.01, 100.0)
@@ -547,14 +563,30 @@ def _spread_start(fit_rows: list[pd.Series]) -> float:
     return float(np.clip(math.sqrt(math.expm1(sigma**2)), 0.05, 3.0))
 
 
+def _bounds(key: str) -> tuple[float, float]:
+    """Bounds of a spread-fit parameter (its unit)."""
+    if key in COMMIT_KEYS:
+        return COMMIT_BOUNDS_MS
+    return STALL_BOUNDS.get(key, SPREAD_BOUNDS)
+
+
+def _stall_start_ms(fit_rows: list[pd.Series]) -> float:
+    """A starting stall duration (ms): twice the single-client puts' p99 - p50 (median over
+    value sizes), the excursion a stall must produce."""
+    ones = [r for r in fit_rows if int(r["concurrency"]) == 1] or fit_rows
+    gaps = [float(r["p99_ms"]) - float(r["p50_ms"]) for r in ones]
+    return float(np.clip(2.0 * float(np.median(gaps)), 0.1, 50.0))
+
+
 def fit_spread(
     points: pd.DataFrame,
     base: EtcdParams,
     *,
     max_evals: int = 40,
-    max_requests: int = 800,
+    max_requests: int | None = 800,
     own_bytes: bool | None = None,
     fit_commit: bool = True,
+    stalls: bool = False,
 ) -> tuple[dict[str, float], float, int]:
     """Simulation fit of :data:`SPREAD_KEYS` (and, with ``fit_commit``, of
     :data:`COMMIT_KEYS`, from ``base``'s value) to the measured p99/p50 ratios of the ``fit``
@@ -563,8 +595,12 @@ def fit_spread(
     point on a shared machine) still informs the spread. ``own_bytes``: fit
     ``byte_cv_ratio`` too (the per-byte work's own, per-request spread) or not (it takes the
     batch's apply multiplier); None: both when the fit points include ~1 MB puts, keeping
-    the one with the lower loss (same points, same weights). Returns (values, loss,
-    evaluations); empty values if the points have no ``p50_ms``.
+    the one with the lower loss (same points, same weights). ``stalls``: fit
+    :data:`STALL_KEYS` instead (the disk's CV, apply stalls and the commit's cost per byte;
+    ``batch_apply_cv_ratio`` 0 and the per-byte work without its own spread; ``own_bytes``
+    ignored). ``max_requests``: cap of each replay (None: the measured count, as
+    :func:`~.validate.compare` replays it). Returns (values, loss, evaluations); empty values
+    if the points have no ``p50_ms``.
     """
     fit = points[(points["phase"] == "write") & (points["role"] == "fit")]
     if "p50_ms" not in fit:
@@ -576,6 +612,9 @@ def fit_spread(
     has_large = bool(
         (fit["value_bytes"] >= BYTE_SPREAD_MIN_BYTES).any() and fit["value_bytes"].nunique() > 1
     )
+    if stalls:
+        own_bytes = False
+        base = dataclasses.replace(base, batch_apply_cv_ratio=0.0, byte_cv_ratio=-1.0)
     if own_bytes is None:
         kw = {"max_evals": max_evals, "max_requests": max_requests, "fit_commit": fit_commit}
         shared = fit_spread(points, base, own_bytes=False, **kw)
@@ -585,6 +624,8 @@ def fit_spread(
         best = own if own[1] < shared[1] else shared
         return best[0], best[1], shared[2] + own[2]
     cvs = (*SPREAD_KEYS, "byte_cv_ratio") if own_bytes and has_large else SPREAD_KEYS
+    if stalls:
+        cvs = STALL_KEYS
     # The backend commit is a tail parameter too: it stalls the requests that meet it, every
     # backend_commit_interval_ms, which the means hardly see (the write fit's value drifts
     # where they are flat: 10 ms once, against single-client p99s of 1.8 ms).
@@ -599,10 +640,7 @@ def fit_spread(
         weights[large] = np.maximum(weights[large], 0.5)
 
     def params_of(x: np.ndarray) -> EtcdParams:
-        vals = {
-            k: float(np.clip(np.exp(v), *(COMMIT_BOUNDS_MS if k in COMMIT_KEYS else SPREAD_BOUNDS)))
-            for k, v in zip(keys, x, strict=True)
-        }
+        vals = {k: float(np.clip(np.exp(v), *_bounds(k))) for k, v in zip(keys, x, strict=True)}
         return dataclasses.replace(base, **vals)
 
     def loss(x: np.ndarray) -> float:
@@ -615,12 +653,17 @@ def fit_spread(
         return total / float(weights.sum())
 
     start = _spread_start(rows)
-    x0 = np.log(
-        [*[start, start / 2, start / 2][: len(cvs)], *([base.backend_commit_ms] * fit_commit)]
-    )
+    if stalls:
+        first = [start, STALL_START_PER_S, _stall_start_ms(rows), COMMIT_NS_PER_BYTE_START]
+    else:
+        first = [start, start / 2, start / 2][: len(cvs)]
+    x0 = np.log([*first, *([base.backend_commit_ms] * fit_commit)])
     x, best, evals = _nelder_mead(loss, x0, step=0.5, max_evals=max_evals)
     p = params_of(x)
-    return {k: float(getattr(p, k)) for k in keys}, best, evals
+    values = {k: float(getattr(p, k)) for k in keys}
+    if stalls:  # the stalls take the per-batch apply multiplier's place
+        values["batch_apply_cv_ratio"] = 0.0
+    return values, best, evals
 
 
 def fit_maintenance(maintenance: dict[str, Any], base: EtcdParams) -> dict[str, float]:
@@ -670,8 +713,12 @@ def _fit_spread_and_means(
     """The rest of a write-path fit: the spread around the fitted means, then the means again
     with the spread in place (a spread changes batch sizes, so the means move a little)."""
     base = path.base
+    # The stall model, with replays as long as the measurements (a saturated point's p99
+    # depends on its few slowest batches: 800 puts at 64 in flight are a dozen batches, and
+    # their p99/p50 was 1.4-2.5 where the measured length's was 2.8-4.2 on one fit), and the
+    # evaluations its five parameters need.
     spread_vals, spread_loss, spread_evals = fit_spread(
-        points, base, max_evals=max(8, max_evals // 3)
+        points, base, max_evals=max(8, max_evals), max_requests=None, stalls=True
     )
     if not spread_vals:
         return path
@@ -846,8 +893,13 @@ def profile_text(
         "write_overhead_us": "write fit (pipelined leader): single-client vs 2-4 in flight",
         "wal_ns_per_byte": "write fit (pipelined leader): ~1 MB puts at 1 vs 2-8 in flight",
         "fsync_cv_ratio": "spread fit (p99/p50 of the closed-loop puts, mostly single-client)",
-        "batch_apply_cv_ratio": "spread fit (p99/p50 of the closed-loop puts, mostly under load)",
+        "batch_apply_cv_ratio": "spread fit (0: the apply stalls take its place)",
         "byte_cv_ratio": "spread fit (p99/p50 of the ~1 MB puts)",
+        "stall_per_s": "spread fit (p99/p50 of the closed-loop puts: apply stalls per second "
+        "of apply work)",
+        "stall_ms": "spread fit (p99/p50 of the closed-loop puts: mean stall)",
+        "backend_commit_ns_per_byte": "spread fit (p99/p50 of the closed-loop puts: a commit "
+        "after many large puts stalls longer)",
         "read_front_us": "read fit: serial front stage per read (client event loop, gateway)",
         "read_wakeup_us": "read fit: front stage per wakeup (shared by the reads it takes)",
         "read_index_us": "read fit: linearizable vs serializable gets under load",

@@ -50,6 +50,11 @@ from .client import EtcdClient, EtcdError, EtcdNoSpace, prefix_end, unb64
 #: Every run's keys live under this root (one sub-prefix per run).
 ROOT = b"/tracesim-calibrate/"
 
+#: Cleanup deletes the run's keys, waits this long (s) and looks again, at most this many
+#: times: puts in flight when a run is cancelled land after a first delete.
+CLEANUP_SETTLE_S = 0.1
+CLEANUP_ROUNDS = 5
+
 #: Object sizes the writes use (bytes): a Lease, a Node (KEP-589: Nodes "easily exceed 15 kB")
 #: and a value close to etcd's 1.5 MiB request limit.
 SIZES_BYTES = {"lease": 400, "node": 16_000, "large": 1_000_000}
@@ -329,7 +334,16 @@ class Calibration:
         """Delete every key of this run (idempotent); returns how many were deleted."""
         if not self._wrote:
             return 0
-        deleted = await self.client.delete_prefix(self.prefix)
+        # A put sent before a cancellation (Ctrl-C) can still be applied after the first
+        # delete: etcd applies a request it has received even if its client has gone. So
+        # delete until the prefix stays empty for a moment.
+        deleted = 0
+        end = prefix_end(self.prefix)
+        for _ in range(CLEANUP_ROUNDS):
+            deleted += await self.client.delete_prefix(self.prefix)
+            await asyncio.sleep(CLEANUP_SETTLE_S)
+            if await self.client.count(self.prefix, end) == 0:
+                break
         self._wrote = False
         if self._etcd_was_empty:
             # Nobody else's history to keep: drop ours so the etcd is as it was.

@@ -28,10 +28,14 @@ Mechanisms (sources in :class:`~tracesim.models.params.EtcdParams` and docs/mode
   default): nothing is drawn, the model is deterministic as before. ``byte_cv_ratio`` >= 0
   gives the per-byte part of the apply work its own spread, independent per request (a
   batch of k like requests: CV / sqrt(k), one draw per batch); negative (the default), it
-  takes the batch's apply multiplier.
+  takes the batch's apply multiplier. Apply stalls (``stall_per_s`` > 0): a batch whose
+  apply work takes T also meets a Poisson number (mean ``stall_per_s`` x T) of exponential
+  stalls (mean ``stall_ms``) from a stream of their own; their time does not scale with the
+  batch's work, so they average out over large batches and give small ones a long tail.
 - **Backend commit.** Applied writes sit in bbolt's batch transaction, committed every
   ``backend_commit_interval_ms`` or ``backend_commit_max_ops`` writes. A commit holds the
-  backend lock (the leader cannot apply meanwhile) for ``backend_commit_ms`` plus the freelist's
+  backend lock (the leader cannot apply meanwhile) for ``backend_commit_ms`` (plus
+  ``backend_commit_ns_per_byte`` per byte written since the previous commit) plus the freelist's
   page-allocation cost: ``array`` scans the free-page-id array for each multi-page allocation
   and on each release/write of the freelist (cost grows with the number of free pages);
   ``hashmap`` is O(1) per allocation.
@@ -301,6 +305,11 @@ class EtcdModel:
         self._rng = rng if rng is not None else np.random.default_rng(0)
         self._z = np.zeros(0)
         self._zi = 0
+        # Apply stalls (``stall_per_s``, ``stall_ms``): their own stream, spawned after the
+        # reads' (below), so the other draws do not move when stalls are on.
+        self._stall_s = p.stall_ms / 1e3 if p.stall_per_s > 0 else 0.0
+        self._stall_u = np.zeros((0, 0))
+        self._stall_i = 0
         self.revision = 0
         self.compacted_revision = 0
         self.alarm_nospace = False
@@ -361,6 +370,7 @@ class EtcdModel:
         # Reads draw from their own stream (spawned from ``rng``) so that adding reads does not
         # shift the write path's draws (common random numbers across fits and scenarios).
         self._read_rng = self._rng.spawn(1)[0] if p.read_cv_ratio > 0 else None
+        self._stall_rng = self._rng.spawn(1)[0] if self._stall_s > 0 else None
         self._rz = np.zeros(0)
         self._rzi = 0
         self._batch_fixed_s = (p.peer_rtt_ms + p.fsync_ms) / 1e3
@@ -369,6 +379,7 @@ class EtcdModel:
         # path's work off the leader (``write_overhead_us``).
         self._reply_s = self._rtt_s + p.write_overhead_us / 1e6
         self._wal_s_per_byte = p.wal_ns_per_byte / 1e9
+        self._commit_s_per_byte = p.backend_commit_ns_per_byte / 1e9
         #: Kind names by code, for groups that mix kinds (``submit_writes`` with code arrays).
         self.kind_names: list[str] = []
         self._kind_codes: dict[str, int] = {}
@@ -661,7 +672,36 @@ class EtcdModel:
             wal_s = self._batch_fixed_s
             if self._wal_s_per_byte:
                 wal_s += nbytes * self._wal_s_per_byte
+        if self._stall_s:
+            apply_s += self._stalls(apply_s)
         return wal_s, apply_s
+
+    #: Most stalls one batch can meet (a cap that keeps the draws per batch fixed).
+    _MAX_STALLS = 16
+
+    def _stalls(self, apply_s: float) -> float:
+        """The stall time (s) met by a batch whose apply work takes ``apply_s``: a Poisson
+        number (mean ``stall_per_s`` x ``apply_s``, by its inverse CDF from one uniform) of
+        exponential stalls (mean ``stall_ms``). A fixed number of uniforms per batch, whatever
+        the parameters: common random numbers for the fit."""
+        if self._stall_i >= len(self._stall_u):
+            assert self._stall_rng is not None
+            self._stall_u = self._stall_rng.random((1024, 1 + self._MAX_STALLS))
+            self._stall_i = 0
+        row = self._stall_u[self._stall_i]
+        self._stall_i += 1
+        mean = self.p.stall_per_s * apply_s
+        u = float(row[0])
+        prob = math.exp(-mean)
+        cum = prob
+        k = 0
+        while u > cum and k < self._MAX_STALLS:
+            k += 1
+            prob *= mean / k
+            cum += prob
+        if not k:
+            return 0.0
+        return -self._stall_s * float(np.log1p(-row[1 : 1 + k]).sum())
 
     def _apply_own_byte_spread(self, batch: list[_Writes], apply_s: float, nbytes: float) -> float:
         """A batch's apply time (s) when the per-byte work has its own spread
@@ -718,7 +758,7 @@ class EtcdModel:
             # each commit merges released pages into it and writes it out: O(free pages).
             scans = self._uncommitted_multipage + 2
             cost_ns += scans * self.free_pages * p.freelist_array_ns_per_free_page
-        commit_s = p.backend_commit_ms / 1e3
+        commit_s = p.backend_commit_ms / 1e3 + self._uncommitted_bytes * self._commit_s_per_byte
         if self._spread:  # the bbolt commit ends in an fdatasync too: the disk's spread
             commit_s *= self._lognormal(self._sigma_fsync)
         cost_s = commit_s + cost_ns / 1e9

@@ -84,6 +84,24 @@ class EtcdParams:
         "calibrated",
         minimum=-1.0,
     )
+    stall_per_s: float = _p(
+        0.0,
+        "1/s",
+        "rate of stalls of the leader's apply work (Go GC pauses, preemption by other "
+        "processes on a shared machine): a batch whose apply takes T s meets a Poisson "
+        "number of stalls with mean stall_per_s x T, each exponential with mean stall_ms; "
+        "unlike batch_apply_cv_ratio their time does not scale with the batch's work, so a "
+        "large batch's relative spread is small and a small one's tail is long (our reading "
+        "of tracesim calibrate etcd runs: small puts' p99/p50 falls from ~2.4 at 2-8 in "
+        "flight to ~1.8 at 128-256); calibrated; 0 (default) = none",
+        minimum=0.0,
+    )
+    stall_ms: float = _p(
+        0.0,
+        "ms",
+        "mean duration of one apply stall (stall_per_s); 0 (default) = none",
+        minimum=0.0,
+    )
     apply_pipelined: bool = _p(
         False,
         "bool",
@@ -120,6 +138,15 @@ class EtcdParams:
     backend_commit_max_ops: int = _p(10_000, "ops", "etcd --backend-batch-limit default 10,000")
     backend_commit_ms: float = _p(
         2.0, "ms", f"our reading of {FACTS} etcd disk guidance (backend commit p99 < 25 ms)"
+    )
+    backend_commit_ns_per_byte: float = _p(
+        0.0,
+        "ns",
+        "a backend commit's cost per byte written since the previous commit (values and "
+        "key_overhead_bytes; bbolt writes the dirty pages before its fdatasync, so a commit "
+        "after many large puts stalls the apply longer); our reading of tracesim calibrate "
+        "etcd runs (16 kB puts' tails at 4-16 in flight); calibrated; 0 (default) = a commit "
+        "costs backend_commit_ms (and its freelist work) whatever it writes",
     )
     page_size_bytes: int = _p(4096, "bytes", "bbolt page size = OS page size (4 KiB)", minimum=512)
     key_overhead_bytes: int = _p(
