@@ -583,22 +583,7 @@ def test_byte_spread_narrows_large_puts_and_leaves_small_ones_alike():
 
 def _large_puts(clients: int, n: int, **params) -> np.ndarray:
     """Latencies (s) of ``clients`` closed-loop 1 MB puts, ``n`` each (own keys)."""
-    env = simpy.Environment()
-    p = dataclasses.replace(EtcdParams(), quota_bytes=2**50, **params)  # history of GBs
-    etcd = EtcdModel(env, p, np.random.default_rng(2))
-    etcd.preload("kv", list(range(clients)), 1e6)
-    lats: list[float] = []
-
-    def client(i):
-        for _ in range(n):
-            res = yield etcd.write("update", "kv", i, 1e6)
-            assert res.ok
-            lats.append(res.latency_s)
-
-    for i in range(clients):
-        env.process(client(i))
-    env.run()
-    return np.asarray(lats)
+    return _closed_loop(clients, n, 1e6, seed=2, quota_bytes=2**50, **params)  # GBs of history
 
 
 def test_own_byte_spread_is_per_request_so_batches_of_large_puts_narrow():
@@ -911,13 +896,11 @@ def test_write_overhead_delays_a_write_without_occupying_the_leader():
     assert e1.busy_area_s() / e1.env.now == pytest.approx(1.2 / 2.0, abs=0.01)
 
 
-def _closed_loop_latencies(clients: int, n: int, size_bytes: float, **params) -> np.ndarray:
+def _closed_loop(clients: int, n: int, size_bytes: float, seed: int, **params) -> np.ndarray:
     """Latencies (s) of ``clients`` closed-loop puts of ``size_bytes``, ``n`` each (own keys),
-    on a model without backend commit cost (so only what ``params`` add varies)."""
+    on a model with ``params`` drawing from ``seed``."""
     env = simpy.Environment()
-    quiet = dict(backend_commit_ms=0.0, freelist_ns_per_alloc=0.0, quota_bytes=2**50)
-    p = dataclasses.replace(EtcdParams(), **{**quiet, **params})
-    etcd = EtcdModel(env, p, np.random.default_rng(3))
+    etcd = EtcdModel(env, dataclasses.replace(EtcdParams(), **params), np.random.default_rng(seed))
     etcd.preload("kv", list(range(clients)), size_bytes)
     lats: list[float] = []
 
@@ -931,6 +914,13 @@ def _closed_loop_latencies(clients: int, n: int, size_bytes: float, **params) ->
         env.process(client(i))
     env.run()
     return np.asarray(lats)
+
+
+def _closed_loop_latencies(clients: int, n: int, size_bytes: float, **params) -> np.ndarray:
+    """:func:`_closed_loop` on a model without backend commit cost (so only what ``params``
+    add varies)."""
+    quiet = dict(backend_commit_ms=0.0, freelist_ns_per_alloc=0.0, quota_bytes=2**50)
+    return _closed_loop(clients, n, size_bytes, seed=3, **{**quiet, **params})
 
 
 def test_apply_stalls_meet_a_batch_at_their_rate_and_add_their_mean():
