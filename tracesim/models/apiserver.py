@@ -539,9 +539,6 @@ class ApiServerModel:
 
     # ------------------------------------------------------------------ execution
 
-    def _later(self, delay_s: float, fn: Callable[..., Any], *args: Any) -> None:
-        call_later(self.env, delay_s, fn, *args)
-
     def _start(self, r: _Req) -> None:
         n = len(r)
         if r.mixed is not None or r.verb in MUTATING:
@@ -550,7 +547,7 @@ class ApiServerModel:
             r.total = total = float(np.add.reduce(r.sizes))
             mean = total / n if n else 0.0
             self.cpu_s += n * self._req_s + 2 * total * self._ser_s
-            self._later(self._req_s + 2 * mean * self._ser_s, self._to_etcd, r)
+            call_later(self.env, self._req_s + 2 * mean * self._ser_s, self._to_etcd, r)
         elif r.verb == "get":
             mean = float(r.sizes.mean()) if n else 0.0
             self.cpu_s += n * self._req_s + float(r.sizes.sum()) * self._ser_s
@@ -560,7 +557,7 @@ class ApiServerModel:
                     1,
                     float(r.sizes[i]),
                     True,
-                    lambda _lat, i=i: self._later(cpu, self._done_one, r, i),
+                    lambda _lat, i=i: call_later(self.env, cpu, self._done_one, r, i),
                 )
         else:
             self._list(r)
@@ -667,7 +664,7 @@ class ApiServerModel:
                 etcd_objects,
                 etcd_bytes,
                 True,
-                lambda _lat, i=i: self._later(cpu, self._done_one, r, i),
+                lambda _lat, i=i: call_later(self.env, cpu, self._done_one, r, i),
             )
 
     def _done_one(self, r: _Req, i: int) -> None:

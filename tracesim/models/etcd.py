@@ -531,7 +531,7 @@ class EtcdModel:
             self.writes_rejected += len(bad)
             if on_done is not None:
                 lat = np.full(len(bad), self._rtt_s)
-                self._later(self._rtt_s, on_done, lat, reasons[bad], bad)
+                call_later(self.env, self._rtt_s, on_done, lat, reasons[bad], bad)
             good = np.flatnonzero(reasons == OK)
             if len(good) == 0:
                 return
@@ -545,9 +545,6 @@ class EtcdModel:
                 on_done = _remap(on_done, good)
         self._pending.append(_Writes(kind, ops, keys, sizes, self.env.now, on_done))
         self._kick()
-
-    def _later(self, delay_s: float, fn: Callable[..., Any], *args: Any) -> None:
-        call_later(self.env, delay_s, fn, *args)
 
     # ------------------------------------------------------------------ the leader loop
 
@@ -604,19 +601,19 @@ class EtcdModel:
         elif self._maint:
             cost_s, fn = self._maint.popleft()
             self._set_busy(True)
-            self._later(cost_s, self._end_maint, fn)
+            call_later(self.env, cost_s, self._end_maint, fn)
         elif start_batch is not None:
             start_batch()
         elif self._uncommitted_ops and not self._commit_timer:
             self._commit_timer = True
             due = self._last_commit_s + self.p.backend_commit_interval_ms / 1e3
-            self._later(max(0.0, due - now), self._commit_timer_fired)
+            call_later(self.env, max(0.0, due - now), self._commit_timer_fired)
 
     def _start_apply(self) -> None:
         """Pipelined: the oldest fsynced batch enters the apply stage."""
         batch, apply_s = self._applyq.popleft()
         self._set_busy(True)
-        self._later(apply_s, self._end_batch, batch)
+        call_later(self.env, apply_s, self._end_batch, batch)
 
     def _start_wal(self) -> None:
         """Pipelined: the pending writes become a batch; its peer round + fsync run on the WAL
@@ -626,7 +623,7 @@ class EtcdModel:
         self.batches += 1
         self._wal_busy = True
         self._set_union_busy()
-        self._later(wal_s, self._end_wal, batch, apply_s)
+        call_later(self.env, wal_s, self._end_wal, batch, apply_s)
 
     def _end_wal(self, batch: list[_Writes], apply_s: float) -> None:
         self._wal_busy = False
@@ -648,7 +645,7 @@ class EtcdModel:
         wal_s, apply_s = self._batch_times(batch)
         self.batches += 1
         self._set_busy(True)
-        self._later(wal_s + apply_s, self._end_batch, batch)
+        call_later(self.env, wal_s + apply_s, self._end_batch, batch)
 
     def _batch_times(self, batch: list[_Writes]) -> tuple[float, float]:
         """A new batch's WAL time (peer round + fdatasync, and ``wal_ns_per_byte``) and apply
@@ -740,7 +737,7 @@ class EtcdModel:
                 done.append((w, reasons))
         self._grow_file()
         if done:
-            self._later(self._reply_s, self._deliver, done, now)
+            call_later(self.env, self._reply_s, self._deliver, done, now)
         self._kick()
 
     def _deliver(self, done: list[tuple[_Writes, np.ndarray]], _t_apply: float) -> None:
@@ -769,7 +766,7 @@ class EtcdModel:
         self.commits += 1
         self.commit_time_s += cost_s
         self._set_busy(True)
-        self._later(cost_s, self._end_maint, lambda: None)
+        call_later(self.env, cost_s, self._end_maint, lambda: None)
 
     # ------------------------------------------------------------------ MVCC apply
 
@@ -1043,9 +1040,9 @@ class EtcdModel:
 
         front = self.read_front
         if front is None:
-            self._later(pre_s, run_read)
+            call_later(self.env, pre_s, run_read)
         else:  # the serial stage first (FIFO, one worker), then the read workers
-            self._later(pre_s, front.submit, self._front_s, lambda _w: run_read())
+            call_later(self.env, pre_s, front.submit, self._front_s, lambda _w: run_read())
 
     def _read_multiplier(self) -> float:
         """A lognormal multiplier of one read's service time, mean 1, CV ``read_cv_ratio``."""

@@ -284,7 +284,7 @@ class ControlPlane:
     def _after(self, timers: deque, fn: Callable[[int], Any], delay_s: float, tag: int) -> None:
         """``fn(tag)`` after a fixed delay: at the nearest tick (waves), else at its time."""
         if self.wave_s <= 0:
-            self._later(delay_s, fn, tag)
+            call_later(self.env, max(delay_s, 0.0), fn, tag)
         else:
             timers.append((self.env.now + delay_s, tag))
 
@@ -297,7 +297,7 @@ class ControlPlane:
             return
         self.limiter_waiting += 1
         if self.wave_s <= 0:
-            self._later(delay, self._granted_one, s.name, tag)
+            call_later(self.env, delay, self._granted_one, s.name, tag)
         else:
             self._granted.append((self.env.now + delay, step, tag))
 
@@ -448,9 +448,6 @@ class ControlPlane:
                 continue
             mine = codes == code
             s.done(tags[mine & ok], tags[mine & final], reasons[mine & final])
-
-    def _later(self, delay_s: float, fn: Callable[..., Any], *args: Any) -> None:
-        call_later(self.env, max(delay_s, 0.0), fn, *args)
 
     # ------------------------------------------------------------------ engine hooks
 
