@@ -76,24 +76,9 @@ NODE_COLUMNS = [
     "taints",
 ]
 _BIG = np.iinfo(np.int64).max
-#: The columns of a pod's creation row that become its per-pod values.
-_PER_POD = frozenset(
-    (
-        "name",
-        "namespace",
-        "scheduler_name",
-        "priority",
-        "req_cpu_milli",
-        "req_memory_bytes",
-        "req_gpu_count",
-        "req_gpu_milli",
-        "gpu_model",
-        "node_selector",
-        "node_affinity",
-        "tolerations",
-        "size_bytes",
-    )
-)
+#: The columns of a pod's creation row that become its per-pod values: all but the event's
+#: own (time, order, type) and those the pod operations read from every row (uid, node, phase).
+_PER_POD = frozenset(POD_COLUMNS) - {"ts", "seq", "event_type", "uid", "node_name", "phase"}
 
 
 @dataclass
