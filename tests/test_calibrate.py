@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from etcd_server import EtcdServer, etcd_binary
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tracesim.calibrate import Plan, calibrate_etcd, report_dir_for
+from tracesim.calibrate import Plan, _summary_lines, calibrate_etcd, report_dir_for
 from tracesim.calibrate.client import EtcdClient, EtcdError, EtcdNoSpace, prefix_end
 from tracesim.calibrate.fit import (
     FitResult,
@@ -28,7 +30,15 @@ from tracesim.calibrate.fit import (
     write_profile,
 )
 from tracesim.calibrate.validate import compare, simulate_reads, simulate_writes
-from tracesim.calibrate.workload import CLEANUP_SETTLE_S, ROOT, Calibration, keep_rounds
+from tracesim.calibrate.workload import (
+    CLEANUP_SETTLE_S,
+    ROOT,
+    ROUND_METRICS,
+    Calibration,
+    _summary,
+    keep_rounds,
+    round_range,
+)
 from tracesim.errors import TracesimError
 from tracesim.models.params import EtcdParams, Profile, load_profile
 
@@ -371,6 +381,64 @@ def test_disturbed_rounds_are_dropped_and_the_rest_pooled():
     assert keep_rounds([rnd(100, 1), rnd(1000, 1), rnd(5000, 1)], 0.1) == [False, True, True]
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.floats(1e-5, 1.0), min_size=1, max_size=60),
+            st.floats(0.01, 5.0),
+        ),
+        min_size=2,
+        max_size=5,
+    )
+)
+def test_round_range_brackets_the_pooled_mean_and_throughput(rounds):
+    rds = [(np.array(lat), elapsed, 0) for lat, elapsed in rounds]
+    rng = round_range(rds)
+    pooled = _summary(np.concatenate([r[0] for r in rds]), sum(r[1] for r in rds))
+    for metric in ROUND_METRICS:
+        assert rng[f"{metric}_round_min"] <= rng[f"{metric}_round_max"]
+    # Pooling averages the rounds (weighted by requests or by time): never outside them.
+    for metric in ("mean_ms", "throughput_per_s"):
+        lo, hi = rng[f"{metric}_round_min"], rng[f"{metric}_round_max"]
+        assert lo * (1 - 1e-9) <= pooled[metric] <= hi * (1 + 1e-9)
+    # The p99 of a round is the p99 of its own latencies.
+    p99s = [float(np.percentile(r[0] * 1e3, 99)) for r in rds]
+    assert rng["p99_ms_round_max"] == pytest.approx(max(p99s))
+    # One round has no spread to show.
+    assert all(np.isnan(v) for v in round_range(rds[:1]).values())
+
+
+def test_compare_says_which_predictions_lie_within_the_measured_rounds():
+    truth = _model_etcd()
+    pts = assign_roles(_synthetic_points(truth))
+    pts = pts[pts["phase"] == "write"].reset_index(drop=True)
+    predicted = compare(truth, pts).set_index("point")
+    # Two held-out points: around the first's prediction the rounds spanned +-10%; the
+    # second's rounds all lay 40-60% above its prediction (and its pooled value too).
+    a, b = pts.index[pts["role"] == "validate"][:2]
+    for metric in ROUND_METRICS:
+        pts[f"{metric}_round_min"] = np.nan
+        pts[f"{metric}_round_max"] = np.nan
+        for i, (lo, hi) in ((a, (0.9, 1.1)), (b, (1.4, 1.6))):
+            pred = predicted.loc[pts.loc[i, "point"], f"{metric}_predicted"]
+            pts.loc[i, [f"{metric}_round_min", f"{metric}_round_max"]] = pred * lo, pred * hi
+        pts.loc[b, metric] = predicted.loc[pts.loc[b, "point"], f"{metric}_predicted"] * 1.5
+    table = compare(truth, pts).set_index("point")
+    pa, pb = pts.loc[a, "point"], pts.loc[b, "point"]
+    for metric in ROUND_METRICS:
+        assert table.loc[pa, f"{metric}_in_rounds"]
+        assert not table.loc[pb, f"{metric}_in_rounds"]
+        assert table.loc[pb, f"{metric}_round_min"] == pytest.approx(
+            pts.loc[b, f"{metric}_round_min"]
+        )
+    # Points without a range carry none (NaN in the table), and count as not within.
+    others = table.drop(index=[pa, pb])
+    assert others["mean_ms_in_rounds"].isna().all()
+    lines = _summary_lines(table.reset_index())
+    assert "(0 of the 1 misses within the measured rounds' range)" in lines[0], lines
+
+
 def test_spread_fit_without_p50_keeps_the_defaults():
     pts = assign_roles(_synthetic_points(EtcdParams())).drop(columns=["p50_ms"])
     assert fit_spread(pts, EtcdParams()) == ({}, pytest.approx(float("nan"), nan_ok=True), 0)
@@ -498,6 +566,12 @@ def test_tiny_calibration_writes_profile_and_report_and_cleans_up(etcd, tmp_path
     assert (measured["rounds"] == Plan.tiny().rounds).all()
     assert (measured["rounds_kept"] == measured["rounds"]).all()
     assert set(samples["round"]) == set(range(Plan.tiny().rounds))
+    # Each point records what its rounds spanned; pooled means and throughputs lie within.
+    for metric in ("mean_ms", "throughput_per_s"):
+        lo, hi = measured[f"{metric}_round_min"], measured[f"{metric}_round_max"]
+        assert ((lo <= measured[metric] * (1 + 1e-9)) & (measured[metric] <= hi * (1 + 1e-9))).all()
+    table = pd.read_parquet(report / "validation.parquet")
+    assert table["p99_ms_in_rounds"].notna().all()
     assert _run(_all_keys(etcd.url)) == 0
 
 

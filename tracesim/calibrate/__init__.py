@@ -55,10 +55,15 @@ def _summary_lines(table: pd.DataFrame) -> list[str]:
     for metric in ("mean_ms", "p99_ms", "throughput_per_s"):
         err = held[f"{metric}_error"].abs()
         within = int((err <= TOLERANCE).sum())
-        out.append(
+        line = (
             f"held-out {metric}: {within}/{len(held)} within {TOLERANCE:.0%}, "
             f"median |error| {err.median():.0%}, max {err.max():.0%}"
         )
+        misses = held[err > TOLERANCE]
+        if len(misses) and f"{metric}_in_rounds" in misses:
+            inside = int(misses[f"{metric}_in_rounds"].eq(True).sum())
+            line += f" ({inside} of the {len(misses)} misses within the measured rounds' range)"
+        out.append(line)
     return out
 
 

@@ -10,6 +10,7 @@ and throughput side by side with their relative errors.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,10 @@ def simulate_point(
 def compare(params: EtcdParams, points: pd.DataFrame) -> pd.DataFrame:
     """Measured vs predicted mean/p99 latency (ms) and throughput (1/s) for write and read
     points; columns ``*_measured``, ``*_predicted``, ``*_error`` (relative, signed) and
-    ``ok`` (every error within :data:`TOLERANCE`). Keeps the ``role`` column if present."""
+    ``ok`` (every error within :data:`TOLERANCE`). Keeps the ``role`` column if present.
+    Where the points carry the range of a metric over their rounds (``*_round_min``/``_max``,
+    see :func:`~.workload.round_range`) the table carries it too, with ``*_in_rounds``: the
+    prediction lies within what the measurement itself spanned between rounds."""
     rows = []
     for _, row in points[points["phase"].isin(["write", "read"])].iterrows():
         if int(row["requests"]) == 0:
@@ -178,6 +182,10 @@ def compare(params: EtcdParams, points: pd.DataFrame) -> pd.DataFrame:
             out[f"{metric}_measured"] = measured
             out[f"{metric}_predicted"] = predicted
             out[f"{metric}_error"] = predicted / measured - 1 if measured > 0 else float("nan")
+            lo, hi = (float(row.get(f"{metric}_round_{e}", np.nan)) for e in ("min", "max"))
+            if not (math.isnan(lo) or math.isnan(hi)):
+                out[f"{metric}_round_min"], out[f"{metric}_round_max"] = lo, hi
+                out[f"{metric}_in_rounds"] = bool(lo <= predicted <= hi)
         rows.append(out)
     table = pd.DataFrame(rows)
     if len(table):
@@ -189,7 +197,8 @@ def compare(params: EtcdParams, points: pd.DataFrame) -> pd.DataFrame:
 def plot_comparison(table: pd.DataFrame, out: str | Path, title: str = "") -> Path:
     """PNG: measured (markers) vs predicted (lines) mean and p99 latency and throughput against
     concurrency; top row puts, one colour per write size class; bottom row single-key gets,
-    one colour per consistency (when the table has them). Held-out points drawn filled."""
+    one colour per consistency (when the table has them). Held-out points drawn filled; a
+    vertical bar through a measured point spans its rounds' range (when the table has it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -230,6 +239,14 @@ def plot_comparison(table: pd.DataFrame, out: str | Path, title: str = "") -> Pa
                     label=f"{name} model",
                 )
                 held = grp["role"] == "validate" if "role" in grp else np.zeros(len(grp), bool)
+                if f"{metric}_round_min" in grp:  # what the measurement spanned between rounds
+                    ax.vlines(
+                        grp["concurrency"],
+                        grp[f"{metric}_round_min"],
+                        grp[f"{metric}_round_max"],
+                        color=colour,
+                        alpha=0.6,
+                    )
                 ax.plot(
                     grp["concurrency"][~held],
                     grp[f"{metric}_measured"][~held],

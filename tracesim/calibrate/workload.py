@@ -124,9 +124,10 @@ class Measurements:
     ``size_class``, ``value_bytes``, ``keys_per_request``, ``concurrency``, ``requests``,
     ``errors``, ``duration_s``, ``mean_ms``, ``p50_ms``, ``p90_ms``, ``p99_ms``, ``max_ms``,
     ``throughput_per_s``, and for points measured in rounds ``rounds``, ``rounds_kept`` and
-    ``round_spread``: the slowest round's throughput below the fastest's, relative; the
-    summary columns are over the kept rounds). ``samples``: one row per request (``point``,
-    ``round``, ``kept``: whether its round was kept, ``latency_ms``).
+    ``round_spread``: the slowest round's throughput below the fastest's, relative, and
+    ``<metric>_round_min``/``_round_max``: the range of each of :data:`ROUND_METRICS` over
+    the kept rounds; the summary columns are over the kept rounds). ``samples``: one row per
+    request (``point``, ``round``, ``kept``: whether its round was kept, ``latency_ms``).
     ``maintenance``: revision growth, DB sizes (bytes) and durations (s) of the compaction and
     defragmentation. ``info``: endpoint, etcd version, prefix, start time, machine.
     """
@@ -408,6 +409,7 @@ class Calibration:
                 rounds_kept=int(sum(kept)),
                 round_spread=1 - min(thr) / max(thr) if thr and max(thr) > 0 else 0.0,
             )
+            row.update(round_range(use))
             self._rows.append(row)
             self._samples.append([(rd[0], k) for rd, k in zip(pt.rounds, kept, strict=True)])
 
@@ -653,6 +655,27 @@ def keep_rounds(rounds: list[tuple[np.ndarray, float, int]], disturbed_ratio: fl
         return [True] * len(thr)
     floor = (1 - disturbed_ratio) * float(np.median(thr))
     return [bool(t >= floor) for t in thr]
+
+
+#: Metrics whose range over a point's kept rounds is recorded (:func:`round_range`).
+ROUND_METRICS = ("mean_ms", "p99_ms", "throughput_per_s")
+
+
+def round_range(rounds: list[tuple[np.ndarray, float, int]]) -> dict[str, float]:
+    """The smallest and largest value over ``rounds`` (latencies s, elapsed s, errors) of
+    each of :data:`ROUND_METRICS`, as ``<metric>_round_min`` / ``<metric>_round_max``: how
+    much the measurement itself moved between rounds of one point (sampling noise and the
+    machine's drift), against which a model's error can be judged. The pooled value lies
+    within the range for means and throughputs; a pooled p99 usually does. NaN for a point
+    with fewer than two rounds (no spread to see)."""
+    out: dict[str, float] = {}
+    per_round = [_summary(lat, elapsed) for lat, elapsed, _e in rounds if len(lat)]
+    for metric in ROUND_METRICS:
+        vals = [r[metric] for r in per_round]
+        two = len(vals) >= 2
+        out[f"{metric}_round_min"] = float(min(vals)) if two else float("nan")
+        out[f"{metric}_round_max"] = float(max(vals)) if two else float("nan")
+    return out
 
 
 def _event_index(ev: dict[str, Any]) -> int:
