@@ -18,7 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracesim.calibrate import Plan, _summary_lines, calibrate_etcd, report_dir_for
-from tracesim.calibrate.client import EtcdClient, EtcdError, EtcdNoSpace, prefix_end
+from tracesim.calibrate.client import (
+    EtcdClient,
+    EtcdError,
+    EtcdNoSpace,
+    parse_disk_metrics,
+    prefix_end,
+)
 from tracesim.calibrate.fit import (
     FitResult,
     assign_roles,
@@ -29,13 +35,13 @@ from tracesim.calibrate.fit import (
     profile_text,
     write_profile,
 )
-from tracesim.calibrate.validate import compare, simulate_reads, simulate_writes
+from tracesim.calibrate.validate import METRICS, compare, simulate_reads, simulate_writes
 from tracesim.calibrate.workload import (
     CLEANUP_SETTLE_S,
     ROOT,
-    ROUND_METRICS,
     Calibration,
     _summary,
+    disk_summary,
     keep_rounds,
     round_range,
 )
@@ -113,6 +119,62 @@ def test_model_replay_closed_loop_obeys_littles_law():
     assert r1_lin.mean_ms - r1.mean_ms == pytest.approx(p.peer_rtt_ms, rel=1e-6)
 
 
+def test_model_replay_counts_puts_per_wal_write():
+    # One put in flight: every WAL write carries one. Many in flight behind a slow fsync:
+    # batches grow, never beyond the puts in flight; a longer fsync batches more.
+    p = EtcdParams(fsync_ms=1.0, apply_us_per_request=20.0, client_rtt_ms=0.2)
+    assert simulate_writes(p, 1, 400, 300).puts_per_fsync == pytest.approx(1.0)
+    b64 = simulate_writes(p, 64, 400, 3000).puts_per_fsync
+    assert 4 < b64 <= 64
+    slower = dataclasses.replace(p, fsync_ms=3.0)
+    assert simulate_writes(slower, 8, 400, 2000).puts_per_fsync > (
+        simulate_writes(p, 8, 400, 2000).puts_per_fsync
+    )
+    assert np.isnan(simulate_reads(p, 4, 1, 1000, 100, False).puts_per_fsync)
+
+
+def test_disk_metrics_are_read_from_etcds_prometheus_text():
+    text = "\n".join(
+        [
+            "# HELP etcd_disk_wal_fsync_duration_seconds The latency distributions of fsync",
+            "# TYPE etcd_disk_wal_fsync_duration_seconds histogram",
+            'etcd_disk_wal_fsync_duration_seconds_bucket{le="0.001"} 9',
+            "etcd_disk_wal_fsync_duration_seconds_sum 0.0045",
+            "etcd_disk_wal_fsync_duration_seconds_count 10",
+            "etcd_disk_backend_commit_duration_seconds_sum 2.5e-02",
+            "etcd_disk_backend_commit_duration_seconds_count 5",
+            "etcd_server_proposals_committed_total 12",
+        ]
+    )
+    assert parse_disk_metrics(text) == {
+        "wal_fsyncs": 10.0,
+        "wal_fsync_s": 0.0045,
+        "backend_commits": 5.0,
+        "backend_commit_s": 0.025,
+    }
+    # Any missing (metrics served elsewhere, an old etcd): None, not a partial answer.
+    assert parse_disk_metrics(text.replace("backend_commit", "other")) is None
+    assert parse_disk_metrics("<html>not metrics</html>") is None
+
+
+def test_disk_summary_is_puts_per_fsync_over_the_kept_rounds():
+    rnd = (np.full(98, 1e-3), 1.0, 0)
+    disk = {
+        "wal_fsyncs": 50.0,
+        "wal_fsync_s": 0.02,
+        "backend_commits": 10.0,
+        "backend_commit_s": 0.01,
+    }
+    # Two rounds of 98 timed puts + 2 untimed first puts (2 clients), 50 fsyncs each.
+    out = disk_summary([rnd, rnd], [disk, disk], concurrency=2)
+    assert out["puts_per_fsync"] == pytest.approx(200 / 100)
+    assert out["fsync_mean_ms"] == pytest.approx(0.4)
+    assert out["backend_commit_mean_ms"] == pytest.approx(1.0)
+    assert out["wal_fsyncs"] == 100
+    # A round whose counters are unknown makes the point's unknown, not a partial count.
+    assert all(np.isnan(v) for v in disk_summary([rnd, rnd], [disk, None], 2).values())
+
+
 def _synthetic_points(truth: EtcdParams) -> pd.DataFrame:
     """What the harness would measure if etcd were exactly the model with ``truth``."""
     rows = []
@@ -152,6 +214,7 @@ def _synthetic_points(truth: EtcdParams) -> pd.DataFrame:
                 p50_ms=sim.p50_ms,
                 p99_ms=sim.p99_ms,
                 throughput_per_s=sim.throughput_per_s,
+                puts_per_fsync=sim.puts_per_fsync,
             )
         )
     return pd.DataFrame(out)
@@ -396,7 +459,7 @@ def test_round_range_brackets_the_pooled_mean_and_throughput(rounds):
     rds = [(np.array(lat), elapsed, 0) for lat, elapsed in rounds]
     rng = round_range(rds)
     pooled = _summary(np.concatenate([r[0] for r in rds]), sum(r[1] for r in rds))
-    for metric in ROUND_METRICS:
+    for metric in METRICS:
         assert rng[f"{metric}_round_min"] <= rng[f"{metric}_round_max"]
     # Pooling averages the rounds (weighted by requests or by time): never outside them.
     for metric in ("mean_ms", "throughput_per_s"):
@@ -417,7 +480,7 @@ def test_compare_says_which_predictions_lie_within_the_measured_rounds():
     # Two held-out points: around the first's prediction the rounds spanned +-10%; the
     # second's rounds all lay 40-60% above its prediction (and its pooled value too).
     a, b = pts.index[pts["role"] == "validate"][:2]
-    for metric in ROUND_METRICS:
+    for metric in METRICS:
         pts[f"{metric}_round_min"] = np.nan
         pts[f"{metric}_round_max"] = np.nan
         for i, (lo, hi) in ((a, (0.9, 1.1)), (b, (1.4, 1.6))):
@@ -426,7 +489,7 @@ def test_compare_says_which_predictions_lie_within_the_measured_rounds():
         pts.loc[b, metric] = predicted.loc[pts.loc[b, "point"], f"{metric}_predicted"] * 1.5
     table = compare(truth, pts).set_index("point")
     pa, pb = pts.loc[a, "point"], pts.loc[b, "point"]
-    for metric in ROUND_METRICS:
+    for metric in METRICS:
         assert table.loc[pa, f"{metric}_in_rounds"]
         assert not table.loc[pb, f"{metric}_in_rounds"]
         assert table.loc[pb, f"{metric}_round_min"] == pytest.approx(
@@ -572,6 +635,12 @@ def test_tiny_calibration_writes_profile_and_report_and_cleans_up(etcd, tmp_path
         assert ((lo <= measured[metric] * (1 + 1e-9)) & (measured[metric] <= hi * (1 + 1e-9))).all()
     table = pd.read_parquet(report / "validation.parquet")
     assert table["p99_ms_in_rounds"].notna().all()
+    # etcd's own counters: every put point's batch, which cannot exceed the puts in flight.
+    puts = measured[measured["phase"] == "write"]
+    assert (puts["puts_per_fsync"] >= 0.9).all() and (puts["fsync_mean_ms"] > 0).all()
+    assert (puts["puts_per_fsync"] <= puts["concurrency"] * 1.05).all()
+    assert table[table["phase"] == "write"]["puts_per_fsync_predicted"].notna().all()
+    assert any("puts per WAL fdatasync" in note for note in res.fit.notes), res.fit.notes
     assert _run(_all_keys(etcd.url)) == 0
 
 

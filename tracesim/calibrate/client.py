@@ -81,6 +81,32 @@ def check_endpoint(endpoint: str) -> str:
     return endpoint.rstrip("/")
 
 
+#: etcd's own counters of its disk work (Prometheus text at ``/metrics`` on the client port):
+#: WAL fdatasyncs (one per raft Ready that carries entries: a batch of proposals) and backend
+#: commits, with the seconds they took; our name -> the metric's.
+DISK_METRICS = {
+    "wal_fsyncs": "etcd_disk_wal_fsync_duration_seconds_count",
+    "wal_fsync_s": "etcd_disk_wal_fsync_duration_seconds_sum",
+    "backend_commits": "etcd_disk_backend_commit_duration_seconds_count",
+    "backend_commit_s": "etcd_disk_backend_commit_duration_seconds_sum",
+}
+
+
+def parse_disk_metrics(text: str) -> dict[str, float] | None:
+    """The :data:`DISK_METRICS` from a ``/metrics`` page (Prometheus text format, unlabelled
+    samples), or None if any is missing."""
+    found: dict[str, float] = {}
+    wanted = {metric: ours for ours, metric in DISK_METRICS.items()}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            try:
+                found[wanted[name]] = float(value.split()[0])
+            except (ValueError, IndexError):
+                return None
+    return found if len(found) == len(DISK_METRICS) else None
+
+
 class EtcdClient:
     """One etcd endpoint; use as ``async with EtcdClient(url) as c: ...``.
 
@@ -266,6 +292,19 @@ class EtcdClient:
             raft_index=int(d.get("raftIndex", 0)),
             alarms=tuple(d.get("errors", ())),
         )
+
+    async def disk_metrics(self) -> dict[str, float] | None:
+        """etcd's disk counters (:data:`DISK_METRICS`), or None where ``/metrics`` does not
+        serve them (metrics moved to another URL, a proxy in front): the caller measures
+        without them."""
+        assert self._session is not None, "use EtcdClient in 'async with'"
+        try:
+            async with self._session.get(f"{self.endpoint}/metrics") as resp:
+                if resp.status != 200:
+                    return None
+                return parse_disk_metrics(await resp.text())
+        except (TimeoutError, aiohttp.ClientError, UnicodeDecodeError):
+            return None
 
     async def compact(self, revision: int, physical: bool = True) -> None:
         """Compact history up to ``revision`` (``physical``: wait until it is on disk)."""

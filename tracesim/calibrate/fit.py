@@ -791,6 +791,27 @@ def fit_leader(
     return chosen, notes, evals
 
 
+def _batch_notes(points: pd.DataFrame) -> list[str]:
+    """What etcd's own counters said about the fit's put points (batches, one fdatasync).
+    Not fitted to (see docs/validation.md): the model's batches are beside them in the
+    validation table."""
+    puts = points[(points["phase"] == "write") & (points["role"] == "fit")]
+    if "puts_per_fsync" not in puts or not puts["puts_per_fsync"].notna().any():
+        return ["etcd's disk counters were not available: batch sizes not measured"]
+    notes = []
+    for size, grp in puts.dropna(subset=["puts_per_fsync"]).groupby("value_bytes"):
+        grp = grp.sort_values("concurrency")
+        lo, hi = grp.iloc[0], grp.iloc[-1]
+        fsync_ms = float(lo.get("fsync_mean_ms", np.nan))
+        notes.append(
+            f"etcd's counters, {int(size):,} B puts: {lo['puts_per_fsync']:.2f} puts per WAL "
+            f"fdatasync at {int(lo['concurrency'])} in flight, {hi['puts_per_fsync']:.2f} at "
+            f"{int(hi['concurrency'])}"
+            + ("" if math.isnan(fsync_ms) else f"; one fdatasync {fsync_ms:.3f} ms at the first")
+        )
+    return notes
+
+
 def fit(
     points: pd.DataFrame,
     maintenance: dict[str, Any],
@@ -809,7 +830,7 @@ def fit(
     read_vals, notes = fit_reads(points, base)
     base = dataclasses.replace(base, **read_vals)
     chosen, leader_notes, evals = fit_leader(points, base, max_evals=max_evals, pipelined=pipelined)
-    notes += leader_notes
+    notes += leader_notes + _batch_notes(points)
     base = chosen.base
     maint_vals = fit_maintenance(maintenance, base)
     values = {

@@ -45,7 +45,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import TracesimError
-from .client import EtcdClient, EtcdError, EtcdNoSpace, prefix_end, unb64
+from .client import DISK_METRICS, EtcdClient, EtcdError, EtcdNoSpace, prefix_end, unb64
+from .validate import METRICS
 
 #: Every run's keys live under this root (one sub-prefix per run).
 ROOT = b"/tracesim-calibrate/"
@@ -125,7 +126,7 @@ class Measurements:
     ``errors``, ``duration_s``, ``mean_ms``, ``p50_ms``, ``p90_ms``, ``p99_ms``, ``max_ms``,
     ``throughput_per_s``, and for points measured in rounds ``rounds``, ``rounds_kept`` and
     ``round_spread``: the slowest round's throughput below the fastest's, relative, and
-    ``<metric>_round_min``/``_round_max``: the range of each of :data:`ROUND_METRICS` over
+    ``<metric>_round_min``/``_round_max``: the range of each of :data:`~.validate.METRICS` over
     the kept rounds; the summary columns are over the kept rounds). ``samples``: one row per
     request (``point``, ``round``, ``kept``: whether its round was kept, ``latency_ms``).
     ``maintenance``: revision growth, DB sizes (bytes) and durations (s) of the compaction and
@@ -222,6 +223,8 @@ class _Point:
     duration_s: float
     max_requests: int
     rounds: list[tuple[np.ndarray, float, int]] = field(default_factory=list)
+    #: Per round, the change of etcd's disk counters over it (write points; None: unknown).
+    disk: list[dict[str, float] | None] = field(default_factory=list)
 
 
 class Calibration:
@@ -239,6 +242,8 @@ class Calibration:
         self.plan = plan
         self.allow_foreign_keys = allow_foreign_keys
         self.progress = progress or (lambda _msg: None)
+        #: Whether the endpoint serves its disk counters (None: not asked yet).
+        self._metrics_ok: bool | None = None
         self.run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         self.prefix = ROOT + self.run_id.encode() + b"/"
         self._rows: list[dict[str, Any]] = []
@@ -385,6 +390,7 @@ class Calibration:
         n = max(1, self.plan.rounds)
         for r in range(n):
             for pt in points if r % 2 == 0 else points[::-1]:
+                before = await self._disk_metrics() if pt.row["phase"] == "write" else None
                 pt.rounds.append(
                     await closed_loop(
                         pt.concurrency,
@@ -392,6 +398,10 @@ class Calibration:
                         max(1, math.ceil(pt.max_requests / n)),
                         pt.request,
                     )
+                )
+                after = await self._disk_metrics() if before is not None else None
+                pt.disk.append(
+                    None if before is None or after is None else diff_counters(before, after)
                 )
         for pt in points:
             kept = keep_rounds(pt.rounds, self.plan.disturbed_ratio)
@@ -410,8 +420,24 @@ class Calibration:
                 round_spread=1 - min(thr) / max(thr) if thr and max(thr) > 0 else 0.0,
             )
             row.update(round_range(use))
+            if pt.row["phase"] == "write":
+                disk = [d for d, k in zip(pt.disk, kept, strict=True) if k]
+                row.update(disk_summary(use, disk, pt.concurrency))
             self._rows.append(row)
             self._samples.append([(rd[0], k) for rd, k in zip(pt.rounds, kept, strict=True)])
+
+    async def _disk_metrics(self) -> dict[str, float] | None:
+        """etcd's disk counters now, or None (also from then on) if it does not serve them."""
+        if self._metrics_ok is False:
+            return None
+        found = await self.client.disk_metrics()
+        if found is None and self._metrics_ok is None:
+            self.progress(
+                "note: the endpoint serves no disk metrics at /metrics; "
+                "batch sizes (puts per fsync) are not measured"
+            )
+        self._metrics_ok = found is not None
+        return found
 
     async def _writes(self) -> int:
         p = self.plan
@@ -453,10 +479,12 @@ class Calibration:
                     # the untimed first put of each client in each round counts too
                     total += sum(len(rd[0]) + pt.concurrency for rd in pt.rounds)
             for r in self._rows[first:]:
+                batch = r.get("puts_per_fsync", float("nan"))
                 self.progress(
                     f"put {size_class:5s} {size:>9,d} B x{r['concurrency']:<3d}: "
                     f"{r['throughput_per_s']:8.0f}/s  p50 {r['p50_ms']:7.2f} ms  "
                     f"p99 {r['p99_ms']:7.2f} ms  ({r['rounds_kept']}/{r['rounds']} rounds kept)"
+                    + ("" if math.isnan(batch) else f"  {batch:.2f} puts/fsync")
                 )
         return total
 
@@ -657,20 +685,47 @@ def keep_rounds(rounds: list[tuple[np.ndarray, float, int]], disturbed_ratio: fl
     return [bool(t >= floor) for t in thr]
 
 
-#: Metrics whose range over a point's kept rounds is recorded (:func:`round_range`).
-ROUND_METRICS = ("mean_ms", "p99_ms", "throughput_per_s")
+def diff_counters(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """How much each counter grew from ``before`` to ``after``."""
+    return {k: after[k] - before[k] for k in before}
+
+
+def disk_summary(
+    rounds: list[tuple[np.ndarray, float, int]],
+    disk: list[dict[str, float] | None],
+    concurrency: int,
+) -> dict[str, float]:
+    """What etcd's own disk counters say about a write point, from the counters' growth over
+    each of its ``rounds`` (``disk``, one per round; None where unknown): ``wal_fsyncs``, and
+    ``puts_per_fsync`` (the mean batch: every put of the rounds, the untimed first put of each
+    client included, per WAL fdatasync), ``fsync_mean_ms`` (one fdatasync) and
+    ``backend_commit_mean_ms``; NaN where a round's counters are unknown. The calibration is
+    the endpoint's only client (it refuses foreign keys), so the counters count its puts."""
+    nan = float("nan")
+    out = dict(wal_fsyncs=nan, puts_per_fsync=nan, fsync_mean_ms=nan, backend_commit_mean_ms=nan)
+    if not disk or any(d is None for d in disk):
+        return out
+    total = {k: sum(d[k] for d in disk if d is not None) for k in DISK_METRICS}
+    puts = sum(len(lat) + concurrency for lat, _el, _e in rounds)
+    if total["wal_fsyncs"] > 0:
+        out["wal_fsyncs"] = total["wal_fsyncs"]
+        out["puts_per_fsync"] = puts / total["wal_fsyncs"]
+        out["fsync_mean_ms"] = total["wal_fsync_s"] / total["wal_fsyncs"] * 1e3
+    if total["backend_commits"] > 0:
+        out["backend_commit_mean_ms"] = total["backend_commit_s"] / total["backend_commits"] * 1e3
+    return out
 
 
 def round_range(rounds: list[tuple[np.ndarray, float, int]]) -> dict[str, float]:
     """The smallest and largest value over ``rounds`` (latencies s, elapsed s, errors) of
-    each of :data:`ROUND_METRICS`, as ``<metric>_round_min`` / ``<metric>_round_max``: how
+    each of :data:`~.validate.METRICS`, as ``<metric>_round_min`` / ``<metric>_round_max``: how
     much the measurement itself moved between rounds of one point (sampling noise and the
     machine's drift), against which a model's error can be judged. The pooled value lies
     within the range for means and throughputs; a pooled p99 usually does. NaN for a point
     with fewer than two rounds (no spread to see)."""
     out: dict[str, float] = {}
     per_round = [_summary(lat, elapsed) for lat, elapsed, _e in rounds if len(lat)]
-    for metric in ROUND_METRICS:
+    for metric in METRICS:
         vals = [r[metric] for r in per_round]
         two = len(vals) >= 2
         out[f"{metric}_round_min"] = float(min(vals)) if two else float("nan")
