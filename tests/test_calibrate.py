@@ -22,7 +22,7 @@ from tracesim.calibrate.client import (
     EtcdClient,
     EtcdError,
     EtcdNoSpace,
-    parse_disk_metrics,
+    parse_counters,
     prefix_end,
 )
 from tracesim.calibrate.fit import (
@@ -41,7 +41,7 @@ from tracesim.calibrate.workload import (
     ROOT,
     Calibration,
     _summary,
-    disk_summary,
+    counter_summary,
     keep_rounds,
     round_range,
 )
@@ -133,7 +133,7 @@ def test_model_replay_counts_puts_per_wal_write():
     assert np.isnan(simulate_reads(p, 4, 1, 1000, 100, False).puts_per_fsync)
 
 
-def test_disk_metrics_are_read_from_etcds_prometheus_text():
+def test_counters_are_read_from_etcds_prometheus_text():
     text = "\n".join(
         [
             "# HELP etcd_disk_wal_fsync_duration_seconds The latency distributions of fsync",
@@ -144,35 +144,45 @@ def test_disk_metrics_are_read_from_etcds_prometheus_text():
             "etcd_disk_backend_commit_duration_seconds_sum 2.5e-02",
             "etcd_disk_backend_commit_duration_seconds_count 5",
             "etcd_server_proposals_committed_total 12",
+            "process_cpu_seconds_total 3.14",
         ]
     )
-    assert parse_disk_metrics(text) == {
+    assert parse_counters(text) == {
         "wal_fsyncs": 10.0,
         "wal_fsync_s": 0.0045,
         "backend_commits": 5.0,
         "backend_commit_s": 0.025,
+        "etcd_cpu_s": 3.14,
     }
     # Any missing (metrics served elsewhere, an old etcd): None, not a partial answer.
-    assert parse_disk_metrics(text.replace("backend_commit", "other")) is None
-    assert parse_disk_metrics("<html>not metrics</html>") is None
+    assert parse_counters(text.replace("backend_commit", "other")) is None
+    assert parse_counters("<html>not metrics</html>") is None
 
 
-def test_disk_summary_is_puts_per_fsync_over_the_kept_rounds():
+def test_counter_summary_is_per_request_over_the_kept_rounds():
     rnd = (np.full(98, 1e-3), 1.0, 0)
-    disk = {
+    grown = {
         "wal_fsyncs": 50.0,
         "wal_fsync_s": 0.02,
         "backend_commits": 10.0,
         "backend_commit_s": 0.01,
+        "etcd_cpu_s": 0.03,
+        "client_cpu_s": 0.02,
     }
     # Two rounds of 98 timed puts + 2 untimed first puts (2 clients), 50 fsyncs each.
-    out = disk_summary([rnd, rnd], [disk, disk], concurrency=2)
+    out = counter_summary([rnd, rnd], [grown, grown], 2, "write")
     assert out["puts_per_fsync"] == pytest.approx(200 / 100)
     assert out["fsync_mean_ms"] == pytest.approx(0.4)
     assert out["backend_commit_mean_ms"] == pytest.approx(1.0)
     assert out["wal_fsyncs"] == 100
+    assert out["etcd_cpu_us_per_request"] == pytest.approx(0.06 / 200 * 1e6)
+    assert out["client_cpu_us_per_request"] == pytest.approx(0.04 / 200 * 1e6)
+    # Reads: CPU per request only.
+    reads = counter_summary([rnd, rnd], [grown, grown], 2, "read")
+    assert set(reads) == {"etcd_cpu_us_per_request", "client_cpu_us_per_request"}
     # A round whose counters are unknown makes the point's unknown, not a partial count.
-    assert all(np.isnan(v) for v in disk_summary([rnd, rnd], [disk, None], 2).values())
+    unknown = counter_summary([rnd, rnd], [grown, None], 2, "write")
+    assert all(np.isnan(v) for v in unknown.values())
 
 
 def _synthetic_points(truth: EtcdParams) -> pd.DataFrame:
@@ -641,6 +651,9 @@ def test_tiny_calibration_writes_profile_and_report_and_cleans_up(etcd, tmp_path
     assert (puts["puts_per_fsync"] <= puts["concurrency"] * 1.05).all()
     assert table[table["phase"] == "write"]["puts_per_fsync_predicted"].notna().all()
     assert any("puts per WAL fdatasync" in note for note in res.fit.notes), res.fit.notes
+    # CPU per request of etcd and of the calibration's own client, for puts and gets alike.
+    for col in ("etcd_cpu_us_per_request", "client_cpu_us_per_request"):
+        assert (measured[col] >= 0).all() and (measured[col] > 0).any(), col
     assert _run(_all_keys(etcd.url)) == 0
 
 

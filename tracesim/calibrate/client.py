@@ -81,22 +81,23 @@ def check_endpoint(endpoint: str) -> str:
     return endpoint.rstrip("/")
 
 
-#: etcd's own counters of its disk work (Prometheus text at ``/metrics`` on the client port):
-#: WAL fdatasyncs (one per raft Ready that carries entries: a batch of proposals) and backend
-#: commits, with the seconds they took; our name -> the metric's.
-DISK_METRICS = {
+#: etcd's own counters (Prometheus text at ``/metrics`` on the client port): WAL fdatasyncs
+#: (one per raft Ready that carries entries: a batch of proposals) and backend commits, with
+#: the seconds they took, and the CPU seconds the etcd process used; our name -> the metric's.
+ETCD_COUNTERS = {
     "wal_fsyncs": "etcd_disk_wal_fsync_duration_seconds_count",
     "wal_fsync_s": "etcd_disk_wal_fsync_duration_seconds_sum",
     "backend_commits": "etcd_disk_backend_commit_duration_seconds_count",
     "backend_commit_s": "etcd_disk_backend_commit_duration_seconds_sum",
+    "etcd_cpu_s": "process_cpu_seconds_total",
 }
 
 
-def parse_disk_metrics(text: str) -> dict[str, float] | None:
-    """The :data:`DISK_METRICS` from a ``/metrics`` page (Prometheus text format, unlabelled
+def parse_counters(text: str) -> dict[str, float] | None:
+    """The :data:`ETCD_COUNTERS` from a ``/metrics`` page (Prometheus text format, unlabelled
     samples), or None if any is missing."""
     found: dict[str, float] = {}
-    wanted = {metric: ours for ours, metric in DISK_METRICS.items()}
+    wanted = {metric: ours for ours, metric in ETCD_COUNTERS.items()}
     for line in text.splitlines():
         name, _, value = line.partition(" ")
         if name in wanted:
@@ -104,7 +105,7 @@ def parse_disk_metrics(text: str) -> dict[str, float] | None:
                 found[wanted[name]] = float(value.split()[0])
             except (ValueError, IndexError):
                 return None
-    return found if len(found) == len(DISK_METRICS) else None
+    return found if len(found) == len(ETCD_COUNTERS) else None
 
 
 class EtcdClient:
@@ -293,8 +294,8 @@ class EtcdClient:
             alarms=tuple(d.get("errors", ())),
         )
 
-    async def disk_metrics(self) -> dict[str, float] | None:
-        """etcd's disk counters (:data:`DISK_METRICS`), or None where ``/metrics`` does not
+    async def counters(self) -> dict[str, float] | None:
+        """etcd's own counters (:data:`ETCD_COUNTERS`), or None where ``/metrics`` does not
         serve them (metrics moved to another URL, a proxy in front): the caller measures
         without them."""
         assert self._session is not None, "use EtcdClient in 'async with'"
@@ -302,7 +303,7 @@ class EtcdClient:
             async with self._session.get(f"{self.endpoint}/metrics") as resp:
                 if resp.status != 200:
                     return None
-                return parse_disk_metrics(await resp.text())
+                return parse_counters(await resp.text())
         except (TimeoutError, aiohttp.ClientError, UnicodeDecodeError):
             return None
 

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import TracesimError
-from .client import DISK_METRICS, EtcdClient, EtcdError, EtcdNoSpace, prefix_end, unb64
+from .client import EtcdClient, EtcdError, EtcdNoSpace, prefix_end, unb64
 from .validate import METRICS
 
 #: Every run's keys live under this root (one sub-prefix per run).
@@ -223,8 +223,9 @@ class _Point:
     duration_s: float
     max_requests: int
     rounds: list[tuple[np.ndarray, float, int]] = field(default_factory=list)
-    #: Per round, the change of etcd's disk counters over it (write points; None: unknown).
-    disk: list[dict[str, float] | None] = field(default_factory=list)
+    #: Per round, the growth of etcd's counters over it and the CPU time this process (the
+    #: client) used in it, ``client_cpu_s`` (None: unknown).
+    counters: list[dict[str, float] | None] = field(default_factory=list)
 
 
 class Calibration:
@@ -390,7 +391,8 @@ class Calibration:
         n = max(1, self.plan.rounds)
         for r in range(n):
             for pt in points if r % 2 == 0 else points[::-1]:
-                before = await self._disk_metrics() if pt.row["phase"] == "write" else None
+                before = await self._counters()
+                cpu_s = time.process_time()  # this process is the calibration's client
                 pt.rounds.append(
                     await closed_loop(
                         pt.concurrency,
@@ -399,10 +401,12 @@ class Calibration:
                         pt.request,
                     )
                 )
-                after = await self._disk_metrics() if before is not None else None
-                pt.disk.append(
-                    None if before is None or after is None else diff_counters(before, after)
-                )
+                cpu_s = time.process_time() - cpu_s
+                after = await self._counters() if before is not None else None
+                grown = None
+                if before is not None and after is not None:
+                    grown = {**diff_counters(before, after), "client_cpu_s": cpu_s}
+                pt.counters.append(grown)
         for pt in points:
             kept = keep_rounds(pt.rounds, self.plan.disturbed_ratio)
             use = [rd for rd, k in zip(pt.rounds, kept, strict=True) if k]
@@ -420,21 +424,20 @@ class Calibration:
                 round_spread=1 - min(thr) / max(thr) if thr and max(thr) > 0 else 0.0,
             )
             row.update(round_range(use))
-            if pt.row["phase"] == "write":
-                disk = [d for d, k in zip(pt.disk, kept, strict=True) if k]
-                row.update(disk_summary(use, disk, pt.concurrency))
+            counted = [c for c, k in zip(pt.counters, kept, strict=True) if k]
+            row.update(counter_summary(use, counted, pt.concurrency, pt.row["phase"]))
             self._rows.append(row)
             self._samples.append([(rd[0], k) for rd, k in zip(pt.rounds, kept, strict=True)])
 
-    async def _disk_metrics(self) -> dict[str, float] | None:
-        """etcd's disk counters now, or None (also from then on) if it does not serve them."""
+    async def _counters(self) -> dict[str, float] | None:
+        """etcd's counters now, or None (also from then on) if etcd does not serve them."""
         if self._metrics_ok is False:
             return None
-        found = await self.client.disk_metrics()
+        found = await self.client.counters()
         if found is None and self._metrics_ok is None:
             self.progress(
-                "note: the endpoint serves no disk metrics at /metrics; "
-                "batch sizes (puts per fsync) are not measured"
+                "note: the endpoint serves no counters at /metrics; batch sizes (puts per "
+                "fsync) and CPU per request are not measured"
             )
         self._metrics_ok = found is not None
         return found
@@ -690,26 +693,37 @@ def diff_counters(before: dict[str, float], after: dict[str, float]) -> dict[str
     return {k: after[k] - before[k] for k in before}
 
 
-def disk_summary(
+def counter_summary(
     rounds: list[tuple[np.ndarray, float, int]],
-    disk: list[dict[str, float] | None],
+    counters: list[dict[str, float] | None],
     concurrency: int,
+    phase: str,
 ) -> dict[str, float]:
-    """What etcd's own disk counters say about a write point, from the counters' growth over
-    each of its ``rounds`` (``disk``, one per round; None where unknown): ``wal_fsyncs``, and
-    ``puts_per_fsync`` (the mean batch: every put of the rounds, the untimed first put of each
-    client included, per WAL fdatasync), ``fsync_mean_ms`` (one fdatasync) and
-    ``backend_commit_mean_ms``; NaN where a round's counters are unknown. The calibration is
-    the endpoint's only client (it refuses foreign keys), so the counters count its puts."""
+    """What the counters say about a point, from their growth over each of its ``rounds``
+    (``counters``, one per round; None where unknown); every request of the rounds counts,
+    the untimed first one of each client included. ``etcd_cpu_us_per_request`` and
+    ``client_cpu_us_per_request``: CPU time of the etcd process and of the calibration's
+    client per request; for puts also ``wal_fsyncs``, ``puts_per_fsync`` (the mean batch),
+    ``fsync_mean_ms`` (one WAL fdatasync) and ``backend_commit_mean_ms``. NaN where a round's
+    counters are unknown. The calibration is the endpoint's only client (it refuses foreign
+    keys), so etcd's counters count its requests."""
     nan = float("nan")
-    out = dict(wal_fsyncs=nan, puts_per_fsync=nan, fsync_mean_ms=nan, backend_commit_mean_ms=nan)
-    if not disk or any(d is None for d in disk):
+    out = dict(etcd_cpu_us_per_request=nan, client_cpu_us_per_request=nan)
+    if phase == "write":
+        out.update(wal_fsyncs=nan, puts_per_fsync=nan, fsync_mean_ms=nan)
+        out.update(backend_commit_mean_ms=nan)
+    if not counters or any(c is None for c in counters):
         return out
-    total = {k: sum(d[k] for d in disk if d is not None) for k in DISK_METRICS}
-    puts = sum(len(lat) + concurrency for lat, _el, _e in rounds)
+    total = {k: sum(c[k] for c in counters if c is not None) for k in counters[0]}
+    requests = sum(len(lat) + concurrency for lat, _el, _e in rounds)
+    if requests:
+        out["etcd_cpu_us_per_request"] = total["etcd_cpu_s"] / requests * 1e6
+        out["client_cpu_us_per_request"] = total["client_cpu_s"] / requests * 1e6
+    if phase != "write":
+        return out
     if total["wal_fsyncs"] > 0:
         out["wal_fsyncs"] = total["wal_fsyncs"]
-        out["puts_per_fsync"] = puts / total["wal_fsyncs"]
+        out["puts_per_fsync"] = requests / total["wal_fsyncs"]
         out["fsync_mean_ms"] = total["wal_fsync_s"] / total["wal_fsyncs"] * 1e3
     if total["backend_commits"] > 0:
         out["backend_commit_mean_ms"] = total["backend_commit_s"] / total["backend_commits"] * 1e3
