@@ -243,8 +243,8 @@ class Calibration:
         self.plan = plan
         self.allow_foreign_keys = allow_foreign_keys
         self.progress = progress or (lambda _msg: None)
-        #: Whether the endpoint serves its disk counters (None: not asked yet).
-        self._metrics_ok: bool | None = None
+        #: Whether the endpoint serves its counters at /metrics (None: not asked yet).
+        self._counters_ok: bool | None = None
         self.run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         self.prefix = ROOT + self.run_id.encode() + b"/"
         self._rows: list[dict[str, Any]] = []
@@ -431,15 +431,15 @@ class Calibration:
 
     async def _counters(self) -> dict[str, float] | None:
         """etcd's counters now, or None (also from then on) if etcd does not serve them."""
-        if self._metrics_ok is False:
+        if self._counters_ok is False:
             return None
         found = await self.client.counters()
-        if found is None and self._metrics_ok is None:
+        if found is None and self._counters_ok is None:
             self.progress(
                 "note: the endpoint serves no counters at /metrics; batch sizes (puts per "
                 "fsync) and CPU per request are not measured"
             )
-        self._metrics_ok = found is not None
+        self._counters_ok = found is not None
         return found
 
     async def _writes(self) -> int:
@@ -479,8 +479,7 @@ class Calibration:
                 await self._measure(points)
             finally:  # also on NOSPACE: count what was written
                 for pt in points:
-                    # the untimed first put of each client in each round counts too
-                    total += sum(len(rd[0]) + pt.concurrency for rd in pt.rounds)
+                    total += requests_made(pt.rounds, pt.concurrency)
             for r in self._rows[first:]:
                 batch = r.get("puts_per_fsync", float("nan"))
                 self.progress(
@@ -693,6 +692,12 @@ def diff_counters(before: dict[str, float], after: dict[str, float]) -> dict[str
     return {k: after[k] - before[k] for k in before}
 
 
+def requests_made(rounds: list[tuple[np.ndarray, float, int]], concurrency: int) -> int:
+    """Requests a closed loop of ``concurrency`` clients made over ``rounds``: the answered
+    ones and, per round, the untimed first one of each client."""
+    return sum(len(lat) + concurrency for lat, _el, _e in rounds)
+
+
 def counter_summary(
     rounds: list[tuple[np.ndarray, float, int]],
     counters: list[dict[str, float] | None],
@@ -712,10 +717,11 @@ def counter_summary(
     if phase == "write":
         out.update(wal_fsyncs=nan, puts_per_fsync=nan, fsync_mean_ms=nan)
         out.update(backend_commit_mean_ms=nan)
-    if not counters or any(c is None for c in counters):
+    known = [c for c in counters if c is not None]
+    if not known or len(known) < len(counters):
         return out
-    total = {k: sum(c[k] for c in counters if c is not None) for k in counters[0]}
-    requests = sum(len(lat) + concurrency for lat, _el, _e in rounds)
+    total = {k: sum(c[k] for c in known) for k in known[0]}
+    requests = requests_made(rounds, concurrency)
     if requests:
         out["etcd_cpu_us_per_request"] = total["etcd_cpu_s"] / requests * 1e6
         out["client_cpu_us_per_request"] = total["client_cpu_s"] / requests * 1e6
