@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import TracesimError
+from .cpu import cpu_notes
 from .fit import FitResult, assign_roles, fit, profile_text, write_profile
 from .validate import TOLERANCE, compare, plot_comparison
 from .workload import Measurements, Plan, Progress, measure
@@ -116,7 +117,9 @@ def calibrate_etcd(
     result = fit(points, measurements.maintenance, max_evals=max_evals)
     say("replaying the calibration workload through the fitted model ...")
     table = compare(result.params, points)
-    summary = _summary_lines(table)
+    cpu = cpu_notes(points, endpoint)
+    result.notes += cpu
+    summary = _summary_lines(table) + cpu
     report = report_dir_for(out)
     report.mkdir(parents=True, exist_ok=True)
     points.to_parquet(report / "points.parquet", index=False)
