@@ -134,6 +134,33 @@ def test_model_replay_counts_puts_per_wal_write():
     assert np.isnan(simulate_reads(p, 4, 1, 1000, 100, False).puts_per_fsync)
 
 
+def test_model_replay_runs_the_client_on_the_cpu_pool():
+    pool = EtcdParams(
+        cpu_cores=2,
+        apply_pipelined=True,
+        client_rtt_ms=0.0,
+        peer_rtt_ms=0.0,
+        fsync_ms=0.2,
+        front_cpu_us=100.0,
+        apply_us_per_request=50.0,
+        ns_per_byte=0.0,
+        backend_commit_ms=0.0,
+    )
+    # A lone put: the client's CPU comes first, inside its latency.
+    lone = simulate_writes(pool, 1, 400, 200, client_cpu_s=300e-6)
+    assert lone.mean_ms == pytest.approx(0.3 + 0.1 + 0.2 + 0.05, rel=1e-6)
+    assert simulate_writes(pool, 1, 400, 200).mean_ms == pytest.approx(0.35, rel=1e-6)
+    # One client thread: however many puts in flight, at most one request per its CPU.
+    busy = simulate_writes(pool, 64, 400, 5000, client_cpu_s=300e-6)
+    assert busy.throughput_per_s <= 1 / 300e-6 * 1.01
+    assert busy.throughput_per_s > 0.9 / 300e-6
+    # Without a pool the client's CPU is not modelled (the fitted client RTT stands for it).
+    plain = dataclasses.replace(pool, cpu_cores=0)
+    assert simulate_writes(plain, 1, 400, 200, client_cpu_s=300e-6).mean_ms == pytest.approx(
+        simulate_writes(plain, 1, 400, 200).mean_ms
+    )
+
+
 def test_counters_are_read_from_etcds_prometheus_text():
     text = "\n".join(
         [

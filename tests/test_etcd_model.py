@@ -983,3 +983,59 @@ def test_backend_commit_cost_grows_with_the_bytes_it_writes():
     written = 50 * (16_000 + EtcdParams().key_overhead_bytes)
     assert costly - plain == pytest.approx(written * 10e-9, rel=1e-9)
     assert EtcdParams().backend_commit_ns_per_byte == 0.0
+
+
+# ------------------------------------------------------------------ the shared CPU pool
+
+_POOL = dict(
+    fsync_ms=0.2,
+    front_cpu_us=100.0,
+    wal_cpu_us_per_batch=300.0,
+    wal_cpu_us_per_entry=100.0,
+    apply_us_per_request=50.0,
+)
+
+
+def test_cpu_pool_is_off_by_default_and_then_changes_nothing():
+    assert EtcdParams().cpu_cores == 0
+    # The pool's parameters without cores are not used: the model of before, bit for bit.
+    plain = _stage_loop(8, apply_pipelined=True, fsync_ms=0.2, apply_us_per_request=50.0)
+    unused = _stage_loop(8, apply_pipelined=True, **_POOL, cpu_cv_ratio=0.5)
+    assert plain[:3] == unused[:3]
+    assert plain[3].cpu is None
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_lone_write_on_the_cpu_pool_takes_the_sum_of_its_stages(pipelined):
+    # Nothing shares the cores: front + fsync + raft's CPU + apply, one after another.
+    _, lat, batch, etcd = _stage_loop(1, cpu_cores=2, apply_pipelined=pipelined, **_POOL)
+    assert lat == pytest.approx((100 + 200 + 300 + 100 + 50) * 1e-6, rel=1e-9)
+    assert batch == pytest.approx(1.0, rel=0.01)  # (the last batch, still in flight, counts)
+    # The pool was busy for all but the fdatasync: 550 of every 750 us, on one of 2 cores.
+    assert etcd.cpu.busy_area_s() / 2 / etcd.env.now == pytest.approx(550 / 750 / 2, rel=0.02)
+
+
+def test_cpu_pool_slows_every_stage_as_it_fills():
+    # With one core, the writes in flight share it: the saturated throughput is the core's
+    # (one core-second of work per second) and batches grow to amortise raft's per-batch CPU.
+    kw = dict(apply_pipelined=True, **_POOL)
+    thr, _, batch, _ = _stage_loop(32, cpu_cores=1, **kw)
+    per_write_s = (100 + 100 + 50) * 1e-6 + 300e-6 / batch
+    assert thr == pytest.approx(1 / per_write_s, rel=0.03)
+    assert batch > 2
+    # Twice the cores: more throughput, and the CPU is then not the only limit.
+    thr2, _, _, _ = _stage_loop(32, cpu_cores=2, **kw)
+    assert thr < thr2 < 2.05 * thr
+    # Without the pool, the same work as plain delays does not contend at all.
+    thr_free, _, _, _ = _stage_loop(32, cpu_cores=0, **kw)
+    assert thr_free > thr2
+
+
+def test_cpu_spread_is_deterministic_keeps_the_mean_and_leaves_the_other_draws():
+    kw = dict(apply_pipelined=True, cpu_cores=2, fsync_cv_ratio=0.3, **_POOL)
+    a = _stage_loop(1, seed=3, span_s=2.0, cpu_cv_ratio=0.8, **kw)
+    b = _stage_loop(1, seed=3, span_s=2.0, cpu_cv_ratio=0.8, **kw)
+    assert a[:3] == b[:3]
+    flat = _stage_loop(1, seed=3, span_s=2.0, **kw)
+    assert a[1] == pytest.approx(flat[1], rel=0.08)  # mean-one multipliers
+    assert a[1] != flat[1]

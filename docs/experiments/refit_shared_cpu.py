@@ -11,8 +11,10 @@ The calibration directory must hold points with ``client_cpu_us_per_request`` (r
 2026-11-29 17:54 on). The read parameters are taken from the run's fitted profile; the write
 path is fitted from a hand start (``key=value`` arguments override it). ``CPUCV=1``: the
 spread fit uses a lognormal CV per CPU job (``cpu_cv_ratio``) instead of apply stalls;
-``SPREAD=0``: means only; ``CORES``: the pool's cores (default 2); ``CLIENTF``: a factor on
-the measured client CPU per put (default 1).
+``SPREAD=0``: means only; ``CORES``: the pool's cores (default 2). The model's CPU pool
+(``cpu_cores`` and its parameters, ``tracesim/models/etcd.py``) and the client thread on it
+(``tracesim/calibrate/validate.py``) are in the code; the patch only lets the write fit take
+larger first steps and the spread fit start ``cpu_cv_ratio`` (not yet part of the fit).
 """
 
 import dataclasses

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +55,40 @@ class SimResult:
         return len(self.latency_s) / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
+class _ClientThread:
+    """The calibration's client on the model's CPU pool: one thread, so one job at a time (in
+    arrival order), each of ``per_request_s`` s of one core, run on the pool it shares with
+    etcd; ``then()`` once the request's job is done."""
+
+    def __init__(self, model: EtcdModel, per_request_s: float) -> None:
+        self.model = model
+        self.per_request_s = per_request_s
+        self._waiting: deque[Callable[[], Any]] = deque()
+        self._busy = False
+
+    def submit(self, then: Callable[[], Any]) -> None:
+        self._waiting.append(then)
+        if not self._busy:
+            self._next()
+
+    def _next(self) -> None:
+        self._busy = bool(self._waiting)
+        if self._busy:
+            then = self._waiting.popleft()
+            self.model.run_on_cpu(self.per_request_s, lambda _wait: self._done(then))
+
+    def _done(self, then: Callable[[], Any]) -> None:
+        then()
+        self._next()
+
+
 def simulate_writes(
-    params: EtcdParams, concurrency: int, value_bytes: float, requests: int, seed: int = 0
+    params: EtcdParams,
+    concurrency: int,
+    value_bytes: float,
+    requests: int,
+    seed: int = 0,
+    client_cpu_s: float = 0.0,
 ) -> SimResult:
     """Closed-loop puts (updates of one key per client) through the model.
 
@@ -62,6 +96,9 @@ def simulate_writes(
     issued in total. Returns their latencies and the virtual time from the start to the last
     answer (what the harness measures). ``seed`` seeds the model's service-time spread (the
     same seed gives the same draws whatever the CVs: common random numbers for the fit).
+    ``client_cpu_s``: with a CPU pool in ``params`` (``cpu_cores``), the calibration client's
+    CPU per put (its measured ``client_cpu_us_per_request``), run on the pool by one client
+    thread before the put reaches etcd, inside the put's latency; ignored without a pool.
     """
     env = simpy.Environment()
     model = EtcdModel(env, params, np.random.default_rng(seed))
@@ -70,10 +107,21 @@ def simulate_writes(
     size = np.array([float(value_bytes)])
     lat: list[float] = []
     state = {"issued": 0, "warm": 0, "t0": 0.0, "last": 0.0}
+    client = (
+        _ClientThread(model, client_cpu_s) if model.cpu is not None and client_cpu_s > 0 else None
+    )
 
     def issue(c: int) -> None:
         state["issued"] += 1
-        model.submit_writes("update", "calibrate", [c], size, lambda la, _r, _m: done(c, la))
+        if client is None:
+            model.submit_writes("update", "calibrate", [c], size, lambda la, _r, _m: done(c, la))
+            return
+        t0 = env.now
+
+        def answered(_la: np.ndarray, _r: np.ndarray, _m: Any) -> None:
+            done(c, np.array([env.now - t0]))
+
+        client.submit(lambda: model.submit_writes("update", "calibrate", [c], size, answered))
 
     def done(c: int, la: np.ndarray) -> None:
         lat.append(float(la[0]))
@@ -138,12 +186,21 @@ def simulate_point(
     params: EtcdParams, row: Any, max_requests: int | None = None, seed: int = 0
 ) -> SimResult:
     """The model's replay of one measured point (a row of ``Measurements.points``), its
-    spread drawn from ``seed``."""
+    spread drawn from ``seed``; a put point's measured ``client_cpu_us_per_request``, where
+    known, is its client's CPU on a model with a CPU pool (:func:`simulate_writes`)."""
     n = int(row["requests"])
     if max_requests is not None:
         n = min(n, max(max_requests, 8 * int(row["concurrency"])))
     if row["phase"] == "write":
-        return simulate_writes(params, int(row["concurrency"]), float(row["value_bytes"]), n, seed)
+        client_us = float(row.get("client_cpu_us_per_request", float("nan")))
+        return simulate_writes(
+            params,
+            int(row["concurrency"]),
+            float(row["value_bytes"]),
+            n,
+            seed,
+            client_cpu_s=client_us / 1e6 if client_us > 0 else 0.0,
+        )
     if row["phase"] == "read":
         return simulate_reads(
             params,

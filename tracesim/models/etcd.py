@@ -58,6 +58,17 @@ Mechanisms (sources in :class:`~tracesim.models.params.EtcdParams` and docs/mode
   one worker that takes up all waiting reads per wakeup, ``read_wakeup_us`` per wakeup plus
   ``read_front_us`` per read), a client event loop / gateway whose cost per read falls as
   reads arrive together; 0 (the default): no such stage.
+- **A shared CPU pool** (experimental; ``cpu_cores`` > 0): the write path's CPU work runs
+  as jobs on a processor-sharing pool of ``cpu_cores`` cores (:class:`PsServer`) instead of
+  as plain delays: each write's front work (``front_cpu_us`` + ``front_cpu_ns_per_byte``,
+  before it joins the next batch; writes in parallel), the WAL stage's raft CPU after its
+  fdatasync (``wal_cpu_us_per_batch`` + ``wal_cpu_us_per_entry`` per entry; the stage waits
+  for it) and the apply work (the apply stage, or the serial leader, waits for it). The
+  fdatasync, the peer round and the maintenance stay delays. Jobs in flight share the
+  cores, so every stage slows as the pool fills; each job's work is multiplied by a
+  lognormal draw (mean 1, CV ``cpu_cv_ratio``) from a stream of its own. A calibration's
+  replay also runs its client on the pool (:mod:`tracesim.calibrate.validate`). 0 (the
+  default): no pool, the model as above.
 
 The hot path is callback-driven (no SimPy process per request): :meth:`EtcdModel.submit_writes`
 takes a whole group of writes with numpy arrays and reports through one callback. For SimPy
@@ -371,6 +382,15 @@ class EtcdModel:
         # shift the write path's draws (common random numbers across fits and scenarios).
         self._read_rng = self._rng.spawn(1)[0] if p.read_cv_ratio > 0 else None
         self._stall_rng = self._rng.spawn(1)[0] if self._stall_s > 0 else None
+        #: The CPU pool the write path's CPU work runs on (``cpu_cores`` > 0), or None.
+        self.cpu: PsServer | None = (
+            PsServer(env, p.cpu_cores, name="etcd-cpu") if p.cpu_cores else None
+        )
+        self._sigma_cpu = math.sqrt(math.log1p(p.cpu_cv_ratio**2))
+        # Spawned after the others, and only when used, so that no other stream moves.
+        self._cpu_rng = self._rng.spawn(1)[0] if self.cpu is not None and p.cpu_cv_ratio else None
+        self._front_cpu_s = p.front_cpu_us / 1e6
+        self._front_cpu_s_per_byte = p.front_cpu_ns_per_byte / 1e9
         self._rz = np.zeros(0)
         self._rzi = 0
         self._batch_fixed_s = (p.peer_rtt_ms + p.fsync_ms) / 1e3
@@ -452,6 +472,9 @@ class EtcdModel:
         if self.read_front is not None:
             front = self.read_front
             metrics.add_utilisation(f"{prefix}.read_front_utilisation", front.busy_area_s, 1)
+        if self.cpu is not None:
+            cpu = self.cpu
+            metrics.add_utilisation(f"{prefix}.cpu_utilisation", cpu.busy_area_s, cpu.capacity)
         metrics.add_gauge(f"{prefix}.write_queue", lambda: self.queue_len)
         metrics.add_gauge(f"{prefix}.read_queue", lambda: self.reads.queue_len)
         metrics.add_gauge(f"{prefix}.db_size_bytes", lambda: self._file_bytes)
@@ -513,8 +536,7 @@ class EtcdModel:
                 (not self.alarm_nospace and self._file_bytes + smax < p.quota_bytes)
                 or (isinstance(ops, int) and ops == DELETE)
             ):
-                self._pending.append(_Writes(kind, ops, keys, sizes, self.env.now, on_done))
-                self._kick()
+                self._propose(_Writes(kind, ops, keys, sizes, self.env.now, on_done))
                 return
         reasons = np.zeros(n, dtype=np.uint8)
         reasons[sizes > p.max_request_bytes] = TOO_LARGE
@@ -543,8 +565,30 @@ class EtcdModel:
                 kind = kind[good]
             if on_done is not None:
                 on_done = _remap(on_done, good)
-        self._pending.append(_Writes(kind, ops, keys, sizes, self.env.now, on_done))
+        self._propose(_Writes(kind, ops, keys, sizes, self.env.now, on_done))
+
+    def _propose(self, w: _Writes) -> None:
+        """Accepted writes join the leader's next batch; with a CPU pool, after their front
+        work on it (their latency still counts from their arrival, ``w.t0``)."""
+        if self.cpu is not None:
+            work_s = len(w.sizes) * self._front_cpu_s + w.total_bytes * self._front_cpu_s_per_byte
+            if work_s > 0:
+                self.run_on_cpu(work_s, lambda _wait: self._join(w))
+                return
+        self._join(w)
+
+    def _join(self, w: _Writes) -> None:
+        self._pending.append(w)
         self._kick()
+
+    def run_on_cpu(self, work_s: float, on_done: Callable[[float], Any]) -> None:
+        """A job of ``work_s`` s of one core on the CPU pool (``cpu_cores`` > 0), times its
+        lognormal spread; ``on_done(0.0)`` when done."""
+        assert self.cpu is not None
+        if self._cpu_rng is not None:
+            sigma = self._sigma_cpu
+            work_s *= math.exp(sigma * float(self._cpu_rng.standard_normal()) - 0.5 * sigma * sigma)
+        self.cpu.submit(work_s, on_done)
 
     # ------------------------------------------------------------------ the leader loop
 
@@ -613,7 +657,10 @@ class EtcdModel:
         """Pipelined: the oldest fsynced batch enters the apply stage."""
         batch, apply_s = self._applyq.popleft()
         self._set_busy(True)
-        call_later(self.env, apply_s, self._end_batch, batch)
+        if self.cpu is not None:
+            self.run_on_cpu(apply_s, lambda _wait: self._end_batch(batch))
+        else:
+            call_later(self.env, apply_s, self._end_batch, batch)
 
     def _start_wal(self) -> None:
         """Pipelined: the pending writes become a batch; its peer round + fsync run on the WAL
@@ -623,7 +670,21 @@ class EtcdModel:
         self.batches += 1
         self._wal_busy = True
         self._set_union_busy()
-        call_later(self.env, wal_s, self._end_wal, batch, apply_s)
+        if self.cpu is not None:
+            call_later(self.env, wal_s, self._wal_cpu, batch, self._end_wal, batch, apply_s)
+        else:
+            call_later(self.env, wal_s, self._end_wal, batch, apply_s)
+
+    def _wal_cpu(self, batch: list[_Writes], then: Callable[..., Any], *args: Any) -> None:
+        """With a CPU pool: after a batch's fdatasync, raft's CPU for it on the pool, then
+        ``then(*args)``."""
+        p = self.p
+        n = sum(len(w.sizes) for w in batch)
+        work_s = (p.wal_cpu_us_per_batch + n * p.wal_cpu_us_per_entry) / 1e6
+        if work_s > 0:
+            self.run_on_cpu(work_s, lambda _wait: then(*args))
+        else:
+            then(*args)
 
     def _end_wal(self, batch: list[_Writes], apply_s: float) -> None:
         self._wal_busy = False
@@ -645,7 +706,19 @@ class EtcdModel:
         wal_s, apply_s = self._batch_times(batch)
         self.batches += 1
         self._set_busy(True)
-        call_later(self.env, wal_s + apply_s, self._end_batch, batch)
+        if self.cpu is not None:  # the disk, raft's CPU, then the apply work, one after another
+            apply = self.run_on_cpu
+            call_later(
+                self.env,
+                wal_s,
+                self._wal_cpu,
+                batch,
+                apply,
+                apply_s,
+                lambda _w: self._end_batch(batch),
+            )
+        else:
+            call_later(self.env, wal_s + apply_s, self._end_batch, batch)
 
     def _batch_times(self, batch: list[_Writes]) -> tuple[float, float]:
         """A new batch's WAL time (peer round + fdatasync, and ``wal_ns_per_byte``) and apply

@@ -223,6 +223,52 @@ class EtcdParams:
         "(get throughput grows ~25% per doubling of reads in flight from 1 to 16); "
         "calibrated; 0 (default) = no per-wakeup cost",
     )
+    cpu_cores: int = _p(
+        0,
+        "cores",
+        "cores of a CPU pool (processor sharing) on which the write path's CPU work runs: "
+        "front_cpu_*, the raft CPU of the WAL stage (wal_cpu_*) and the apply work; the "
+        "fdatasync (fsync_ms) stays the disk's. Work in flight shares the cores, so every "
+        "stage slows as the pool fills, as etcd's own counters show on a machine whose cores "
+        "it shares with its client (docs/validation.md, 'A shared CPU pool'); experimental, "
+        "0 (default) = no pool: each stage's work is a plain delay",
+        minimum=0,
+    )
+    front_cpu_us: float = _p(
+        0.0,
+        "us",
+        "with cpu_cores: CPU of each write before raft (gRPC decoding, the proposal), run on "
+        "the pool in parallel with other writes' (goroutines); our reading of tracesim "
+        "calibrate etcd runs (docs/validation.md, 'A shared CPU pool'); 0 (default) = none",
+    )
+    front_cpu_ns_per_byte: float = _p(
+        0.0,
+        "ns",
+        "with cpu_cores: front_cpu_us's work per byte of the write (decoding, copying); our "
+        "reading of tracesim calibrate etcd runs (16 kB puts); 0 (default) = none",
+    )
+    wal_cpu_us_per_batch: float = _p(
+        0.0,
+        "us",
+        "with cpu_cores: raft's CPU per batch (one Ready: its processing, the WAL write "
+        "syscalls, the hand-off to apply), run on the pool after the fdatasync while the WAL "
+        "stage waits; our reading of tracesim calibrate etcd runs (etcd's WAL cycle per "
+        "fdatasync grows linearly with the puts it carries); 0 (default) = none",
+    )
+    wal_cpu_us_per_entry: float = _p(
+        0.0,
+        "us",
+        "with cpu_cores: raft's CPU per entry of a batch, with wal_cpu_us_per_batch; our "
+        "reading of tracesim calibrate etcd runs (~0.12-0.14 ms per 400 B entry on a 2-core "
+        "machine); 0 (default) = none",
+    )
+    cpu_cv_ratio: float = _p(
+        0.0,
+        "ratio",
+        "with cpu_cores: coefficient of variation of each job's work on the pool (lognormal, "
+        "mean 1: GC, preemption); fitted to the tails of calibration runs; 0 (default) = "
+        "deterministic",
+    )
     compaction_us_per_revision: float = _p(
         3.0, "us", "assumption: delete one old revision from bbolt"
     )
