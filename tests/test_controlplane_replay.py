@@ -196,6 +196,35 @@ def test_tiny_etcd_quota_gives_nospace_rejections_in_the_summary(small_trace: Pa
     assert len(failed) > 0 and (failed["state"] == "failed").all()
 
 
+def test_etcd_cpu_pool_replays_with_every_request_accounted_and_its_utilisation(
+    small_trace: Path,
+) -> None:
+    pool = {
+        "etcd.apply_pipelined": "true",
+        "etcd.cpu_cores": "1",
+        "etcd.front_cpu_us": "200",
+        "etcd.wal_cpu_us_per_batch": "300",
+        "etcd.wal_cpu_us_per_entry": "100",
+        "etcd.cpu_cv_ratio": "0.5",
+    }
+    base = replay(str(small_trace), profile="current", settings={"etcd.apply_pipelined": "true"})
+    res = replay(str(small_trace), profile="current", settings=pool)
+    cp, cp0 = res.summary["control_plane"], base.summary["control_plane"]
+    acct = cp["requests"]
+    assert acct["submitted"] == acct["completed"] + acct["rejected"] + acct["in_flight_at_end"]
+    assert acct["submitted"] == cp0["requests"]["submitted"]
+    ranked = {r["metric"]: r["utilisation_p95"] for r in cp["bottleneck"]["ranking"]}
+    assert ranked["etcd.cpu_utilisation"] > 0
+    assert "etcd.cpu_utilisation" not in {r["metric"] for r in cp0["bottleneck"]["ranking"]}
+
+    # The CPU work adds to the writes' latency.
+    def write_latency_s(r):
+        req = r.tables["requests"]
+        return req[req["verb"].astype(str) != "watch"]["latency_s"].mean()
+
+    assert write_latency_s(res) > write_latency_s(base)
+
+
 def test_calibrated_cycle_time_matches_scheduler_perf() -> None:
     timing = CalibratedTiming(load_profile("current").scheduler)
     examined = num_feasible_nodes_to_find(0, 5_000)
