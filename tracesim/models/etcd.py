@@ -658,9 +658,13 @@ class EtcdModel:
         batch, apply_s = self._applyq.popleft()
         self._set_busy(True)
         if self.cpu is not None:
-            self.run_on_cpu(apply_s, lambda _wait: self._end_batch(batch))
+            self._apply_on_cpu(batch, apply_s)
         else:
             call_later(self.env, apply_s, self._end_batch, batch)
+
+    def _apply_on_cpu(self, batch: list[_Writes], apply_s: float) -> None:
+        """With a CPU pool: a batch's apply work on the pool, then its end."""
+        self.run_on_cpu(apply_s, lambda _wait: self._end_batch(batch))
 
     def _start_wal(self) -> None:
         """Pipelined: the pending writes become a batch; its peer round + fsync run on the WAL
@@ -707,16 +711,7 @@ class EtcdModel:
         self.batches += 1
         self._set_busy(True)
         if self.cpu is not None:  # the disk, raft's CPU, then the apply work, one after another
-            apply = self.run_on_cpu
-            call_later(
-                self.env,
-                wal_s,
-                self._wal_cpu,
-                batch,
-                apply,
-                apply_s,
-                lambda _w: self._end_batch(batch),
-            )
+            call_later(self.env, wal_s, self._wal_cpu, batch, self._apply_on_cpu, batch, apply_s)
         else:
             call_later(self.env, wal_s + apply_s, self._end_batch, batch)
 
