@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,13 @@ from etcd_server import EtcdServer, etcd_binary
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracesim.calibrate import Plan, _summary_lines, calibrate_etcd, report_dir_for
+from tracesim.calibrate import (
+    Plan,
+    _summary_lines,
+    calibrate_etcd,
+    refit_etcd,
+    report_dir_for,
+)
 from tracesim.calibrate.client import (
     EtcdClient,
     EtcdError,
@@ -25,9 +32,11 @@ from tracesim.calibrate.client import (
     parse_counters,
     prefix_end,
 )
-from tracesim.calibrate.cpu import cpu_notes, is_loopback
+from tracesim.calibrate.cpu import cpu_notes, is_loopback, shared_cpu_cores
 from tracesim.calibrate.fit import (
+    POOL_KEYS,
     FitResult,
+    _start_pool,
     assign_roles,
     fit,
     fit_leader,
@@ -270,7 +279,6 @@ def _model_etcd(**overrides) -> EtcdParams:
     return dataclasses.replace(EtcdParams(), **{**base, **overrides})
 
 
-@pytest.mark.slow
 def _cpu_points(etcd_cpu_us, client_cpu_us, throughput_per_s):
     """Put points at 1, 8, 64 in flight with these CPU times per request and throughputs."""
     rows = []
@@ -311,6 +319,21 @@ def test_cpu_notes_name_a_busy_client_and_a_shared_machine():
     unknown = points.assign(client_cpu_us_per_request=float("nan"))
     assert cpu_notes(unknown, "http://127.0.0.1:2379", cores=2) == []
     assert cpu_notes(points.drop(columns=["etcd_cpu_us_per_request"]), "http://[::1]:2379") == []
+
+
+def test_the_cpu_pool_is_this_machines_cores_when_etcd_and_the_client_share_them():
+    points = _cpu_points([600.0, 200.0, 100.0], [400.0, 150.0, 150.0], [900.0, 3000.0, 6000.0])
+    assert shared_cpu_cores(points, "http://127.0.0.1:2379", cores=4) == 4
+    # etcd elsewhere, or the client's CPU not measured (an older run): no pool.
+    assert shared_cpu_cores(points, "https://etcd-0.example:2379", cores=4) == 0
+    unknown = points.assign(client_cpu_us_per_request=float("nan"))
+    assert shared_cpu_cores(unknown, "http://127.0.0.1:2379", cores=4) == 0
+    old = points.drop(columns=["client_cpu_us_per_request"])
+    assert shared_cpu_cores(old, "http://127.0.0.1:2379", cores=4) == 0
+    # With the pool the shared-machine note says the model took the client's CPU apart.
+    pooled = cpu_notes(points, "http://127.0.0.1:2379", cores=2, pooled=True)
+    assert "the profile's etcd has the cores to itself" in pooled[1]
+    assert "another machine" not in pooled[1]
 
 
 @pytest.mark.parametrize(
@@ -675,6 +698,112 @@ def test_leader_fit_keeps_the_pipelined_leader_of_a_pipelined_etcd_and_records_i
     assert load_profile(str(write_profile(tmp_path / "p.toml", text))).etcd.apply_pipelined
 
 
+def _counted_puts(fsync_ms, wal_batch_us, wal_entry_us, etcd_cpu_us):
+    """Fit put points of 400 B and 16 kB whose etcd counters say: a WAL cycle of
+    ``fsync_ms`` + ``wal_batch_us`` + ``wal_entry_us`` per put it carries (the WAL stage the
+    bottleneck), and ``etcd_cpu_us`` {size: CPU per put} at the highest concurrency."""
+    rows = []
+    for size, batches in ((400, (1.0, 1.5, 4.0, 12.0)), (16_000, (1.0, 1.4, 3.0, 6.0))):
+        for i, batch in enumerate(batches):
+            cycle_ms = fsync_ms + (wal_batch_us + wal_entry_us * batch) / 1e3
+            rows.append(
+                dict(
+                    phase="write",
+                    role="fit",
+                    requests=1000,
+                    value_bytes=size,
+                    concurrency=4**i,
+                    mean_ms=cycle_ms * 4**i / batch + 0.3,
+                    throughput_per_s=batch / cycle_ms * 1e3,
+                    puts_per_fsync=batch,
+                    fsync_mean_ms=fsync_ms * (1 + 0.1 * i),  # the disk slows as batches grow
+                    etcd_cpu_us_per_request=etcd_cpu_us[size] * (4 - i),
+                )
+            )
+    return pd.DataFrame(rows).assign(point=range(len(rows)))
+
+
+def test_shared_cpu_fit_starts_from_etcds_counters():
+    points = _counted_puts(0.25, 300.0, 60.0, {400: 200.0, 16_000: 500.0})
+    start = _start_pool(points, rtt_ms=0.1, peer_ms=0.0)
+    assert set(POOL_KEYS) <= set(start)
+    # The disk: the lone puts' fdatasync, not the larger batches'.
+    assert start["fsync_ms"] == pytest.approx(0.25)
+    # Raft's CPU: the line through the WAL cycles of the batched points.
+    assert start["wal_cpu_us_per_batch"] == pytest.approx(300.0, rel=1e-6)
+    assert start["wal_cpu_us_per_entry"] == pytest.approx(60.0, rel=1e-6)
+    # The rest of etcd's CPU per put at the top, split between the front and the apply:
+    # 200 us at 400 B and 500 us at 16 kB is 192.3 us + 19.2 ns/B.
+    per_byte_ns = 300.0 / 15_600 * 1e3
+    rest_us = 200.0 - 400 * per_byte_ns / 1e3 - 60.0 - 300.0 / 12.0
+    assert start["front_cpu_us"] == pytest.approx(rest_us / 2, rel=1e-6)
+    assert start["apply_us_per_request"] == pytest.approx(rest_us / 2, rel=1e-6)
+    assert start["front_cpu_ns_per_byte"] + start["ns_per_byte"] == pytest.approx(per_byte_ns)
+    # Without the counters (an older run) the start falls back to typical values.
+    bare = points.drop(columns=["puts_per_fsync", "fsync_mean_ms", "etcd_cpu_us_per_request"])
+    fallback = _start_pool(bare, rtt_ms=0.1, peer_ms=0.0)
+    assert set(POOL_KEYS) <= set(fallback) and all(v > 0 for v in fallback.values())
+
+
+@pytest.mark.slow
+def test_shared_cpu_fit_predicts_a_model_etcd_whose_client_shares_its_cores(tmp_path):
+    # A model etcd on 2 cores shared with a client of 150 us per put: the shared-CPU fit
+    # (from the fallback start, few evaluations) predicts its held-out puts, says what it
+    # fitted, and writes a profile whose etcd has the pool.
+    truth = _model_etcd(
+        apply_pipelined=True,
+        cpu_cores=2,
+        fsync_ms=0.3,
+        front_cpu_us=40.0,
+        front_cpu_ns_per_byte=10.0,
+        apply_us_per_request=80.0,
+        ns_per_byte=10.0,
+        wal_cpu_us_per_batch=200.0,
+        wal_cpu_us_per_entry=60.0,
+        backend_commit_ms=0.5,
+    )
+    client_us = 150.0
+    rows = []
+    for i, (size, c) in enumerate(
+        [(400, c) for c in (1, 2, 4, 8, 16, 32, 64)] + [(16_000, c) for c in (1, 2, 4, 8, 16)]
+    ):
+        sim = simulate_writes(truth, c, size, 600, seed=99, client_cpu_s=client_us / 1e6)
+        rows.append(
+            dict(
+                point=i,
+                phase="write",
+                op="put",
+                consistency="",
+                size_class="lease" if size == 400 else "node",
+                value_bytes=size,
+                keys_per_request=1,
+                concurrency=c,
+                requests=len(sim.latency_s),
+                mean_ms=sim.mean_ms,
+                p50_ms=sim.p50_ms,
+                p99_ms=sim.p99_ms,
+                throughput_per_s=sim.throughput_per_s,
+                puts_per_fsync=sim.puts_per_fsync,
+                client_cpu_us_per_request=client_us,
+            )
+        )
+    pts = assign_roles(pd.DataFrame(rows))
+    base = dataclasses.replace(truth, cpu_cores=0, apply_pipelined=False)
+    chosen, notes, evals = fit_leader(pts, base, max_evals=30, cpu_cores=2)
+    assert chosen.base.cpu_cores == 2 and chosen.base.apply_pipelined and evals > 0
+    assert set(POOL_KEYS) - {"backend_commit_ms"} <= set(chosen.write_vals)
+    assert "cpu_cv_ratio" in chosen.spread_vals
+    assert any("pool of 2 cores" in n for n in notes), notes
+    table = compare(chosen.base, pts)
+    held = table[table["role"] == "validate"]
+    assert (held["mean_ms_error"].abs() < 0.25).all(), held["mean_ms_error"].tolist()
+    assert (held["throughput_per_s_error"].abs() < 0.25).all()
+    values = {"apply_pipelined": True, "cpu_cores": 2, **chosen.write_vals}
+    text = profile_text(FitResult(values, chosen.base, chosen.loss, evals, notes=notes), {})
+    assert "cpu_cores = 2  # measured: this machine's cores" in text
+    assert load_profile(str(write_profile(tmp_path / "p.toml", text))).etcd.cpu_cores == 2
+
+
 def test_roles_hold_out_every_other_concurrency_but_keep_the_highest():
     pts = pd.DataFrame(
         dict(
@@ -740,8 +869,22 @@ def test_tiny_calibration_writes_profile_and_report_and_cleans_up(etcd, tmp_path
     for col in ("etcd_cpu_us_per_request", "client_cpu_us_per_request"):
         assert (measured[col] >= 0).all() and (measured[col] > 0).any(), col
     # What they say about the run reaches the notes, calibration.json and the profile header.
-    cpu = cpu_notes(pts, etcd.url)
+    cpu = cpu_notes(pts, etcd.url, pooled=True)
     assert all(note in res.fit.notes for note in cpu)
+    # etcd on this machine: the model's CPU pool has its cores, shared with the client.
+    cores = os.cpu_count()
+    assert res.fit.params.cpu_cores == cores and res.fit.params.apply_pipelined
+    assert load_profile(str(out)).etcd.cpu_cores == cores
+    assert any(f"pool of {cores} cores" in note for note in res.fit.notes), res.fit.notes
+    # The same measurements fitted again without the pool, into a new profile and report;
+    # the original report is left as it was.
+    before = (report / "calibration.json").read_text()
+    again = refit_etcd(report, tmp_path / "again.toml", max_evals=8, cpu_cores=0)
+    assert again.fit.params.cpu_cores == 0 and "cpu_cores" not in again.fit.values
+    assert load_profile(str(tmp_path / "again.toml")).etcd.cpu_cores == 0
+    assert again.report_dir == tmp_path / "again-calibration"
+    assert len(pd.read_parquet(again.report_dir / "points.parquet")) == len(pts)
+    assert (report / "calibration.json").read_text() == before
     meta = json.loads((report / "calibration.json").read_text())
     assert meta["notes"] == res.fit.notes and all(note in meta["validation"] for note in cpu)
     assert all(f"# {note}" in out.read_text() for note in cpu)
@@ -834,6 +977,33 @@ def test_bad_out_and_endpoints_are_rejected(tmp_path, capsys):
     assert code == 2 and "exactly one client URL" in capsys.readouterr().err
     code = _cli(["calibrate", "etcd", "--endpoints", "http://a:1", "--out", str(tmp_path / "p")])
     assert code == 2 and "a .toml file" in capsys.readouterr().err
+    args = ["calibrate", "etcd", "--endpoints", "http://a:1", "--out", str(tmp_path / "p.toml")]
+    assert _cli([*args, "--cpu-cores", "-1"]) == 2
+    assert "--cpu-cores" in capsys.readouterr().err
+    with pytest.raises(TracesimError, match="--cpu-cores -1"):
+        calibrate_etcd("http://a:1", tmp_path / "p.toml", cpu_cores=-1)
+    assert not (tmp_path / "p.toml").exists()
+
+
+def test_refit_needs_a_report_directory_and_one_source(tmp_path, capsys):
+    out = str(tmp_path / "p.toml")
+    code = _cli(["calibrate", "etcd", "--from-report", str(tmp_path / "nope"), "--out", out])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "not a calibration report directory" in err[0]
+    assert _cli(["calibrate", "etcd", "--out", out]) == 2
+    assert "--endpoints URL (measure an etcd) or --from-report DIR" in capsys.readouterr().err
+    both = ["--endpoints", "http://127.0.0.1:1", "--from-report", str(tmp_path)]
+    assert _cli(["calibrate", "etcd", *both, "--out", out]) == 2
+    assert "not both" in capsys.readouterr().err
+    # A report may not be overwritten by its own re-fit.
+    report = tmp_path / "p-calibration"
+    report.mkdir()
+    _synthetic_points(_model_etcd()).head(2).to_parquet(report / "points.parquet")
+    pd.DataFrame({"point": [0], "latency_ms": [1.0]}).to_parquet(report / "samples.parquet")
+    (report / "calibration.json").write_text(json.dumps({"info": {}, "maintenance": {}}))
+    with pytest.raises(TracesimError, match="would overwrite the report it re-fits"):
+        refit_etcd(report, tmp_path / "p.toml")
+    assert not Path(out).exists()
 
 
 @needs_etcd

@@ -64,12 +64,27 @@ def cores_busy(points: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def cpu_notes(points: pd.DataFrame, endpoint: str, cores: int | None = None) -> list[str]:
+def shared_cpu_cores(points: pd.DataFrame, endpoint: str, cores: int | None = None) -> int:
+    """The cores of the etcd model's CPU pool when the calibration does not say: ``cores``
+    (default this machine's) if etcd runs here (a loopback ``endpoint``) and the client's
+    CPU was measured on the puts, so the calibration's replay can run the client's work
+    beside etcd's on the same cores; else 0 (no pool)."""
+    puts = points[points["phase"] == "write"]
+    col = "client_cpu_us_per_request"
+    measured = col in puts and bool((puts[col] > 0).any())
+    return (cores or os.cpu_count() or 1) if is_loopback(endpoint) and measured else 0
+
+
+def cpu_notes(
+    points: pd.DataFrame, endpoint: str, cores: int | None = None, pooled: bool = False
+) -> list[str]:
     """Notes on the CPU the measurement used (see the module docstring): the client's
     busiest point if it reached :data:`CLIENT_BUSY_CORES`, and, for a loopback ``endpoint``,
     the busiest point of etcd and the client together if it reached
-    :data:`SHARED_BUSY_SHARE` of ``cores`` (default: this machine's). Empty when nothing
-    crossed a threshold or the CPU was not measured."""
+    :data:`SHARED_BUSY_SHARE` of ``cores`` (default: this machine's). ``pooled``: the fitted
+    model has a CPU pool on which the client's measured CPU was replayed (the note then says
+    so instead of advising another machine). Empty when nothing crossed a threshold or the
+    CPU was not measured."""
     rows = cores_busy(points).dropna(subset=["etcd_cores", "client_cores"])
     if rows.empty:
         return []
@@ -92,8 +107,13 @@ def cpu_notes(points: pd.DataFrame, endpoint: str, cores: int | None = None) -> 
             notes.append(
                 f"etcd and the calibration's client kept {float(share.max()):.0%} of this "
                 f"machine's {cores} cores busy at {point_name(top)} (etcd "
-                f"{top['etcd_cores']:.2f}, client {top['client_cores']:.2f} cores): the "
-                "profile describes etcd sharing its CPU with this client; for etcd alone, "
-                "run the calibration from another machine"
+                f"{top['etcd_cores']:.2f}, client {top['client_cores']:.2f} cores): "
+                + (
+                    "the model's CPU pool ran the client's measured CPU beside etcd's, so "
+                    "the profile's etcd has the cores to itself"
+                    if pooled
+                    else "the profile describes etcd sharing its CPU with this client; for "
+                    "etcd alone, run the calibration from another machine"
+                )
             )
     return notes

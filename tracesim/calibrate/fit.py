@@ -59,6 +59,17 @@ units):
   then repeated with the spread in place, from its previous optimum, ``backend_commit_ms``
   held. (:func:`fit_spread` without ``stalls`` fits the per-batch multipliers instead:
   ``batch_apply_cv_ratio``, and with ~1 MB puts ``byte_cv_ratio``, the lower loss winning.)
+- **shared CPU** (simulation, :func:`fit_leader` with ``cpu_cores``, which the calibration
+  chooses whenever etcd runs on its machine: :func:`~.cpu.shared_cpu_cores`): instead of
+  the serial/pipelined comparison, the pipelined leader with every piece of a put's CPU work
+  on a processor-sharing pool of the machine's cores, the calibration's client (its measured
+  CPU per put) on the same pool. ``fsync_ms`` is etcd's own fdatasync of a lone put (its
+  counters), not fitted; :data:`POOL_KEYS` (front, raft and apply CPU per put, per byte and
+  per batch) are fitted as the writes above, from a start the counters give
+  (:func:`_start_pool`), then the spread with a CV per CPU job (``cpu_cv_ratio``) in the
+  apply stalls' place. On a machine whose cores etcd shares, the CPU is what saturates, and
+  a model whose stages are plain delays fits it only with a WAL stage standing for all of
+  raft's work (docs/validation.md, "A shared CPU pool").
 - **maintenance** (closed form): ``compaction_us_per_revision`` from the compaction's duration,
   ``defrag_s_per_gib`` from the defragmentation's duration and the file size it rewrote.
 
@@ -131,6 +142,41 @@ READ_INDEX_MIN_GAIN = 0.8
 #: A fitted front stage costing less than this share of the saturated per-read time is not
 #: kept: it changes nothing a replay would notice.
 FRONT_MIN_SHARE = 0.05
+#: The shared-CPU write path (:func:`fit_leader` with ``cpu_cores``): the pipelined leader
+#: with every piece of a put's CPU work on a pool of cores (``EtcdParams.cpu_cores``) and the
+#: fdatasync as the disk's delay. Its write fit adjusts these (with ~1 MB puts among the fit
+#: points also :data:`PIPELINED_BYTE_KEYS`); its spread fit the disk's CV, a CV per CPU job
+#: and the commit's cost per byte (no apply stalls: waiting for the CPU is the tail).
+POOL_KEYS = (
+    "fsync_ms",
+    "front_cpu_us",
+    "front_cpu_ns_per_byte",
+    "apply_us_per_request",
+    "ns_per_byte",
+    "wal_cpu_us_per_batch",
+    "wal_cpu_us_per_entry",
+    "write_overhead_us",
+)
+POOL_SPREAD_KEYS = ("fsync_cv_ratio", "cpu_cv_ratio", "backend_commit_ns_per_byte")
+POOL_CPU_CV_START = 0.5
+#: The shared-CPU write fit's first pass has twice the other fits' evaluations (eight
+#: parameters or nine, against four to six) and larger first steps from its start, which
+#: the counters give only roughly.
+POOL_EVALS_FACTOR = 2
+POOL_STEP = 0.3
+#: Hold ``fsync_ms`` at etcd's own lone fdatasync (:func:`_lone_fsync_ms`) where counted,
+#: rather than fitting it: in the shared-CPU model the fdatasync is the disk alone.
+POOL_PIN_FSYNC = True
+#: The backend commit's start in the shared-CPU fit (ms; fitted with the spread).
+POOL_COMMIT_START_MS = 1.0
+#: Starting values where etcd's counters do not give them (typical of the runs in
+#: docs/validation.md, "A shared CPU pool"), in the parameters' units.
+POOL_FALLBACK_START = {
+    "wal_cpu_us_per_batch": 250.0,
+    "wal_cpu_us_per_entry": 100.0,
+    "cpu_us_per_request": 150.0,  # etcd's CPU per put at saturation, all stages
+    "cpu_ns_per_byte": 25.0,
+}
 #: Lower bounds (units of the parameter) so a parameter the data cannot see stays sane.
 FLOORS = {
     "fsync_ms": 0.01,
@@ -139,6 +185,10 @@ FLOORS = {
     "backend_commit_ms": 0.01,
     "write_overhead_us": 1.0,
     "wal_ns_per_byte": 0.01,
+    "front_cpu_us": 0.5,
+    "front_cpu_ns_per_byte": 0.01,
+    "wal_cpu_us_per_batch": 0.5,
+    "wal_cpu_us_per_entry": 0.5,
 }
 
 
@@ -501,6 +551,75 @@ def _start_writes(points: pd.DataFrame, rtt_ms: float, peer_ms: float) -> dict[s
     }
 
 
+def _lone_fsync_ms(points: pd.DataFrame) -> float:
+    """etcd's own mean WAL fdatasync (ms) at the smallest fit puts' lowest concurrency: the
+    disk with one small put per write; 0 if not counted."""
+    fit = points[(points["phase"] == "write") & (points["role"] == "fit")]
+    if "fsync_mean_ms" not in fit or fit.empty:
+        return 0.0
+    lone = fit.sort_values(["value_bytes", "concurrency"]).iloc[0]
+    value = float(lone["fsync_mean_ms"])
+    return value if value > 0 else 0.0  # NaN: not counted
+
+
+def _start_pool(points: pd.DataFrame, rtt_ms: float, peer_ms: float) -> dict[str, float]:
+    """Start of the shared-CPU write fit, from etcd's own counters on the fit puts
+    (:data:`POOL_FALLBACK_START` where they are missing):
+
+    - ``fsync_ms``: etcd's mean WAL fdatasync at the smallest puts' lowest concurrency (the
+      disk with nothing else in the WAL write);
+    - raft's CPU: the WAL cycle per fdatasync of the smallest puts (puts per fdatasync /
+      throughput, ms) is about linear in the puts it carries; its intercept less the
+      fdatasync is ``wal_cpu_us_per_batch``, its slope (at most a third of etcd's CPU per
+      put, the slope also holding the wait for the CPU) ``wal_cpu_us_per_entry``;
+    - the rest of etcd's CPU per put at each size's highest concurrency (a line over value
+      sizes: per put and per byte), split evenly between the front and the apply.
+
+    Every value is then fitted (:func:`fit_writes`)."""
+    start = {**_start_writes(points, rtt_ms, peer_ms), **_EXTRA_START}
+    fit = points[(points["phase"] == "write") & (points["role"] == "fit")]
+    fit = fit[fit["requests"] > 0].sort_values(["value_bytes", "concurrency"])
+    smallest = fit[fit["value_bytes"] == fit["value_bytes"].min()]
+    wal_batch_us = POOL_FALLBACK_START["wal_cpu_us_per_batch"]
+    wal_entry_us = POOL_FALLBACK_START["wal_cpu_us_per_entry"]
+    per_put_us = POOL_FALLBACK_START["cpu_us_per_request"]
+    per_byte_ns = POOL_FALLBACK_START["cpu_ns_per_byte"]
+    fsync_ms = _lone_fsync_ms(points)
+    if fsync_ms > 0:
+        start["fsync_ms"] = fsync_ms
+    if "puts_per_fsync" in smallest:
+        counted = smallest.dropna(subset=["puts_per_fsync"])
+        counted = counted[counted["puts_per_fsync"] > 1.2]  # where puts share a WAL write
+        if len(counted) >= 2:
+            batch = counted["puts_per_fsync"].to_numpy(float)
+            cycle_ms = batch / counted["throughput_per_s"].to_numpy(float) * 1e3
+            slope, intercept = np.polyfit(batch, cycle_ms, 1)
+            wal_entry_us = max(FLOORS["wal_cpu_us_per_entry"], slope * 1e3)
+            wal_batch_us = max(50.0, (intercept - start["fsync_ms"]) * 1e3)
+    if "etcd_cpu_us_per_request" in fit:
+        top = fit.dropna(subset=["etcd_cpu_us_per_request"]).groupby("value_bytes").last()
+        if len(top) >= 2:
+            sizes = top.index.to_numpy(float)
+            slope, intercept = np.polyfit(sizes, top["etcd_cpu_us_per_request"].to_numpy(), 1)
+            per_put_us, per_byte_ns = max(30.0, intercept), max(0.02, slope * 1e3)
+        elif len(top) == 1:
+            per_put_us = float(top["etcd_cpu_us_per_request"].iloc[0])
+    wal_entry_us = min(wal_entry_us, per_put_us / 3)
+    batch_top = float(smallest["puts_per_fsync"].iloc[-1]) if "puts_per_fsync" in smallest else 1
+    batch_top = batch_top if batch_top >= 1 else 1.0  # NaN: not counted
+    rest_us = per_put_us - wal_entry_us - wal_batch_us / batch_top
+    half_us = max(FLOORS["front_cpu_us"], rest_us / 2)
+    start.update(
+        front_cpu_us=half_us,
+        apply_us_per_request=half_us,
+        front_cpu_ns_per_byte=per_byte_ns / 2,
+        ns_per_byte=per_byte_ns / 2,
+        wal_cpu_us_per_batch=wal_batch_us,
+        wal_cpu_us_per_entry=wal_entry_us,
+    )
+    return start
+
+
 def fit_writes(
     points: pd.DataFrame,
     base: EtcdParams,
@@ -509,14 +628,17 @@ def fit_writes(
     max_requests: int = 800,
     start: dict[str, float] | None = None,
     keys: Sequence[str] = WRITE_KEYS,
+    step: float | None = None,
 ) -> tuple[dict[str, float], float, int, list[int]]:
-    """Simulation fit of :data:`WRITE_KEYS` to the ``fit`` write points.
+    """Simulation fit of ``keys`` (default :data:`WRITE_KEYS`) to the ``fit`` write points.
 
     ``base`` carries the read-fitted ``client_rtt_ms``/``peer_rtt_ms`` (and any spread). Each
     point's replay is capped at ``max_requests`` requests (at least 8 per client, so a
     saturated point still spans several batches) to keep a fit under a minute. ``start``: the
-    values to start from (a refit, with smaller steps); default the closed-form start.
-    Returns (values, loss, evaluations, point ids used).
+    values to start from (a refit, with smaller steps); default the closed-form start, or
+    with a CPU pool in ``base`` (``cpu_cores``) the counters' (:func:`_start_pool`).
+    ``step``: Nelder-Mead's first step in log space (default 0.3 from the default start, 0.1
+    for a refit). Returns (values, loss, evaluations, point ids used).
     """
     fit = points[(points["phase"] == "write") & (points["role"] == "fit")]
     fit = fit[fit["requests"] > 0]
@@ -524,7 +646,8 @@ def fit_writes(
         raise TracesimError("no write points measured; cannot fit the write parameters")
     refit = start is not None
     if start is None:
-        start = _start_writes(points, base.client_rtt_ms, base.peer_rtt_ms)
+        first = _start_pool if base.cpu_cores > 0 else _start_writes
+        start = first(points, base.client_rtt_ms, base.peer_rtt_ms)
     start = {**_EXTRA_START, **start}
     rows = [row for _, row in fit.iterrows()]
     measured = {m: np.array([float(r[m]) for r in rows]) for m in WEIGHTS}
@@ -548,7 +671,9 @@ def fit_writes(
 
     x0 = np.log([start[k] for k in keys])
     # A refit from a previous optimum explores less far.
-    x, best, evals = _nelder_mead(loss, x0, step=0.1 if refit else 0.3, max_evals=max_evals)
+    if step is None:
+        step = 0.1 if refit else 0.3
+    x, best, evals = _nelder_mead(loss, x0, step=step, max_evals=max_evals)
     p = params_of(x)
     values = {k: float(getattr(p, k)) for k in keys}
     return values, best, evals, [int(r["point"]) for r in rows]
@@ -598,7 +723,8 @@ def fit_spread(
     the one with the lower loss (same points, same weights). ``stalls``: fit
     :data:`STALL_KEYS` instead (the disk's CV, apply stalls and the commit's cost per byte;
     ``batch_apply_cv_ratio`` 0 and the per-byte work without its own spread; ``own_bytes``
-    ignored). ``max_requests``: cap of each replay (None: the measured count, as
+    ignored), or with a CPU pool in ``base`` :data:`POOL_SPREAD_KEYS` (a CV per CPU job in
+    the stalls' place). ``max_requests``: cap of each replay (None: the measured count, as
     :func:`~.validate.compare` replays it). Returns (values, loss, evaluations); empty values
     if the points have no ``p50_ms``.
     """
@@ -625,7 +751,7 @@ def fit_spread(
         return best[0], best[1], shared[2] + own[2]
     cvs = (*SPREAD_KEYS, "byte_cv_ratio") if own_bytes and has_large else SPREAD_KEYS
     if stalls:
-        cvs = STALL_KEYS
+        cvs = POOL_SPREAD_KEYS if base.cpu_cores > 0 else STALL_KEYS
     # The backend commit is a tail parameter too: it stalls the requests that meet it, every
     # backend_commit_interval_ms, which the means hardly see (the write fit's value drifts
     # where they are flat: 10 ms once, against single-client p99s of 1.8 ms).
@@ -654,7 +780,14 @@ def fit_spread(
 
     start = _spread_start(rows)
     if stalls:
-        first = [start, STALL_START_PER_S, _stall_start_ms(rows), COMMIT_NS_PER_BYTE_START]
+        starts = {
+            "fsync_cv_ratio": start,
+            "stall_per_s": STALL_START_PER_S,
+            "stall_ms": _stall_start_ms(rows),
+            "backend_commit_ns_per_byte": COMMIT_NS_PER_BYTE_START,
+            "cpu_cv_ratio": POOL_CPU_CV_START,
+        }
+        first = [starts[k] for k in cvs]
     else:
         first = [start, start / 2, start / 2][: len(cvs)]
     x0 = np.log([*first, *([base.backend_commit_ms] * fit_commit)])
@@ -699,19 +832,28 @@ def _fit_means(
     base: EtcdParams,
     max_evals: int,
     keys: Sequence[str] = WRITE_KEYS,
+    step: float | None = None,
 ) -> WritePath:
     """The first pass of a write-path fit: the means and throughputs without spread, from
-    the closed-form start; the leader (serial or pipelined) is ``base``'s."""
-    write_vals, loss, evals, used = fit_writes(points, base, max_evals=max_evals, keys=keys)
+    the default start (:func:`fit_writes`); the leader (serial, pipelined, with a CPU pool or
+    not) is ``base``'s."""
+    write_vals, loss, evals, used = fit_writes(
+        points, base, max_evals=max_evals, keys=keys, step=step
+    )
     base = dataclasses.replace(base, **write_vals)
     return WritePath(write_vals, {}, loss, float("nan"), evals, used, base)
 
 
 def _fit_spread_and_means(
-    path: WritePath, points: pd.DataFrame, max_evals: int, keys: Sequence[str] = WRITE_KEYS
+    path: WritePath,
+    points: pd.DataFrame,
+    max_evals: int,
+    keys: Sequence[str] = WRITE_KEYS,
+    step: float | None = None,
 ) -> WritePath:
     """The rest of a write-path fit: the spread around the fitted means, then the means again
-    with the spread in place (a spread changes batch sizes, so the means move a little)."""
+    with the spread in place (a spread changes batch sizes, so the means move a little;
+    ``step``: that refit's first Nelder-Mead step, default :func:`fit_writes`'s)."""
     base = path.base
     # The stall model, with replays as long as the measurements (a saturated point's p99
     # depends on its few slowest batches: 800 puts at 64 in flight are a dozen batches, and
@@ -725,22 +867,65 @@ def _fit_spread_and_means(
     base = dataclasses.replace(base, **spread_vals)
     means_keys = tuple(k for k in keys if k not in COMMIT_KEYS)  # the tails decided those
     write_vals, loss, more, used = fit_writes(
-        points, base, max_evals=max(8, max_evals // 3), start=path.write_vals, keys=means_keys
+        points,
+        base,
+        max_evals=max(8, max_evals // 3),
+        start=path.write_vals,
+        keys=means_keys,
+        step=step,
     )
     base = dataclasses.replace(base, **write_vals)
     evals = path.evals + spread_evals + more
     return WritePath(write_vals, spread_vals, loss, spread_loss, evals, used, base)
 
 
-def _write_keys(points: pd.DataFrame, pipelined: bool) -> tuple[str, ...]:
+def _write_keys(points: pd.DataFrame, pipelined: bool, pool: bool = False) -> tuple[str, ...]:
     """What the write fit adjusts: :data:`WRITE_KEYS`, plus with the pipelined leader
-    :data:`PIPELINED_KEYS` and, if ~1 MB puts are among the fit points (the only ones where
-    the WAL stage's per-byte work shows against the apply's), :data:`PIPELINED_BYTE_KEYS`."""
+    :data:`PIPELINED_KEYS` (with a CPU pool: :data:`POOL_KEYS` instead) and, if ~1 MB puts
+    are among the fit points (the only ones where the WAL stage's per-byte work shows
+    against the apply's), :data:`PIPELINED_BYTE_KEYS`."""
     if not pipelined:
         return WRITE_KEYS
     fit = points[(points["phase"] == "write") & (points["role"] == "fit")]
     large = bool((fit["value_bytes"] >= BYTE_SPREAD_MIN_BYTES).any())
-    return (*WRITE_KEYS, *PIPELINED_KEYS, *(PIPELINED_BYTE_KEYS if large else ()))
+    keys = POOL_KEYS if pool else (*WRITE_KEYS, *PIPELINED_KEYS)
+    return (*keys, *(PIPELINED_BYTE_KEYS if large else ()))
+
+
+def _fit_pool(
+    points: pd.DataFrame, base: EtcdParams, max_evals: int, cores: int
+) -> tuple[WritePath, list[str], int]:
+    """The shared-CPU write path (:func:`fit_leader` with ``cpu_cores``): the pipelined
+    leader, its CPU work on a pool of ``cores``, fitted from the counters' start
+    (:func:`_start_pool`) with :data:`POOL_EVALS_FACTOR` x ``max_evals`` evaluations, then
+    its spread (:data:`POOL_SPREAD_KEYS`) and the means again."""
+    base = dataclasses.replace(
+        base,
+        apply_pipelined=True,
+        cpu_cores=cores,
+        # fitted with the spread (COMMIT_KEYS); this is its start
+        backend_commit_ms=POOL_COMMIT_START_MS,
+    )
+    keys = _write_keys(points, True, pool=True)
+    disk_ms = _lone_fsync_ms(points)
+    if POOL_PIN_FSYNC and disk_ms > 0:
+        base = dataclasses.replace(base, fsync_ms=disk_ms)
+        keys = tuple(k for k in keys if k != "fsync_ms")
+    first = _fit_means(points, base, max_evals * POOL_EVALS_FACTOR, keys, step=POOL_STEP)
+    chosen = _fit_spread_and_means(first, points, max_evals, keys, step=POOL_STEP)
+    notes = [
+        f"leader: pipelined, its CPU work on a pool of {cores} cores shared with the "
+        f"calibration's client (write mean/throughput loss {first.loss:.3g} before the "
+        "spread fit); a replay with this profile gives etcd the cores alone"
+    ]
+    if "fsync_ms" not in keys:
+        chosen.write_vals = {"fsync_ms": disk_ms, **chosen.write_vals}
+        notes.append(f"fsync_ms held at etcd's own fdatasync of a lone put, {disk_ms:.3f} ms")
+    if chosen.spread_vals:
+        notes.append(f"spread fit: p99/p50 loss {chosen.spread_loss:.3g} (CPU pool)")
+    else:
+        notes.append("no p50 measured: the spreads (*_cv_ratio) keep their defaults")
+    return chosen, notes, chosen.evals
 
 
 def fit_leader(
@@ -749,8 +934,11 @@ def fit_leader(
     *,
     max_evals: int = 120,
     pipelined: bool | None = None,
+    cpu_cores: int = 0,
 ) -> tuple[WritePath, list[str], int]:
-    """The write path for the serial or the pipelined leader (``apply_pipelined``).
+    """The write path for the serial or the pipelined leader (``apply_pipelined``), or with
+    ``cpu_cores`` > 0 the pipelined leader on a shared CPU pool (:func:`_fit_pool`;
+    ``pipelined`` ignored).
 
     ``pipelined`` None: fit the means and throughputs of the fit points with each leader
     (:func:`fit_writes`; the pipelined one also adjusts :data:`PIPELINED_KEYS`, and with ~1 MB
@@ -758,6 +946,8 @@ def fit_leader(
     fit the spread and refit the means for the kept one only (fitting both all the way would
     double the fit's time for the same choice). Else only that leader. ``base`` carries the
     read-fitted values. Returns (the kept fit, notes naming the choice, evaluations)."""
+    if cpu_cores > 0:
+        return _fit_pool(points, base, max_evals, cpu_cores)
     modes = (False, True) if pipelined is None else (bool(pipelined),)
     firsts = {
         m: _fit_means(
@@ -819,23 +1009,29 @@ def fit(
     base: EtcdParams | None = None,
     max_evals: int = 120,
     pipelined: bool | None = None,
+    cpu_cores: int = 0,
 ) -> FitResult:
     """Fit all etcd parameters the calibration sees; ``points`` must carry ``role``.
 
     ``pipelined``: the leader model of the write fit (``apply_pipelined``); None (default):
     fit both the serial and the pipelined leader and keep the pipelined one only if it fits
-    the fit points' means and throughputs better (:func:`fit_leader`). The choice is in the
-    notes and in the values (so the profile records it)."""
+    the fit points' means and throughputs better (:func:`fit_leader`). ``cpu_cores`` > 0:
+    the pipelined leader with its CPU work on a pool of that many cores, shared in the
+    calibration's replay with the client's measured CPU (``pipelined`` ignored). The choice
+    is in the notes and in the values (so the profile records it)."""
     base = base or EtcdParams()
     read_vals, notes = fit_reads(points, base)
     base = dataclasses.replace(base, **read_vals)
-    chosen, leader_notes, evals = fit_leader(points, base, max_evals=max_evals, pipelined=pipelined)
+    chosen, leader_notes, evals = fit_leader(
+        points, base, max_evals=max_evals, pipelined=pipelined, cpu_cores=cpu_cores
+    )
     notes += leader_notes + _batch_notes(points)
     base = chosen.base
     maint_vals = fit_maintenance(maintenance, base)
     values = {
         **read_vals,
         "apply_pipelined": base.apply_pipelined,
+        **({"cpu_cores": base.cpu_cores} if base.cpu_cores > 0 else {}),
         **chosen.write_vals,
         **chosen.spread_vals,
         **maint_vals,
@@ -924,6 +1120,14 @@ def profile_text(
         "read_front_us": "read fit: serial front stage per read (client event loop, gateway)",
         "read_wakeup_us": "read fit: front stage per wakeup (shared by the reads it takes)",
         "read_index_us": "read fit: linearizable vs serializable gets under load",
+        "cpu_cores": "this machine's cores, shared by etcd and the calibration's client "
+        "(a replay gives etcd them alone)",
+        "front_cpu_us": "write fit (CPU pool): each put's CPU before raft",
+        "front_cpu_ns_per_byte": "write fit (CPU pool): Lease vs Node vs ~1 MB puts",
+        "wal_cpu_us_per_batch": "write fit (CPU pool), started from etcd's WAL cycle per fdatasync",
+        "wal_cpu_us_per_entry": "write fit (CPU pool), started from the WAL cycle's growth "
+        "per put it carries",
+        "cpu_cv_ratio": "spread fit (CPU pool: p99/p50 of the closed-loop puts)",
         "compaction_us_per_revision": "measured compaction duration / revisions compacted",
         "defrag_s_per_gib": "measured defragmentation duration / file size",
     }

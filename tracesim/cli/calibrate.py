@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import TracesimError
+
+if TYPE_CHECKING:
+    from ..calibrate import CalibrationResult
 
 
 @click.group("calibrate")
@@ -17,9 +21,15 @@ def command() -> None:
 @command.command("etcd")
 @click.option(
     "--endpoints",
-    required=True,
     metavar="URL",
     help="Client URL of the etcd member to measure, e.g. http://127.0.0.1:2379.",
+)
+@click.option(
+    "--from-report",
+    "from_report",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Fit again to an earlier run's measurements (its <stem>-calibration/ directory) "
+    "instead of measuring.",
 )
 @click.option(
     "--out",
@@ -40,9 +50,17 @@ def command() -> None:
 @click.option(
     "--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Per request, s."
 )
+@click.option(
+    "--cpu-cores",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Cores of the etcd model's CPU pool (0: none). Default: this machine's when etcd "
+    "runs on it (a loopback endpoint), as it then shares them with this calibration.",
+)
 @click.option("--quiet", is_flag=True, help="Only the final summary.")
 def etcd(
-    endpoints: str,
+    endpoints: str | None,
+    from_report: Path | None,
     out: Path,
     quick: bool,
     allow_foreign: bool,
@@ -50,18 +68,35 @@ def etcd(
     cert: str | None,
     key: str | None,
     timeout_s: float,
+    cpu_cores: int | None,
     quiet: bool,
 ) -> None:
     """Measure the etcd at --endpoints, fit the etcd model, write the profile to --out.
 
     All keys go under a fresh /tracesim-calibrate/<run>/ prefix and are deleted at the end
     (also on errors and Ctrl-C). Use a dedicated etcd: the run compacts and defragments it.
+    With --from-report, no etcd is measured: the model is fitted to a saved run.
     """
     from rich.console import Console
-    from rich.table import Table
 
-    from ..calibrate import calibrate_etcd
+    from ..calibrate import calibrate_etcd, refit_etcd
 
+    if (endpoints is None) == (from_report is None):
+        raise TracesimError(
+            "give --endpoints URL (measure an etcd) or --from-report DIR (fit a saved run), "
+            "not both or neither"
+        )
+    console = Console(stderr=True)
+
+    def progress(msg: str) -> None:
+        if not quiet:
+            console.print(msg, highlight=False)
+
+    if from_report is not None:
+        res = refit_etcd(from_report, out, progress=progress, cpu_cores=cpu_cores)
+        _show(res)
+        return
+    assert endpoints is not None
     urls = [u.strip() for u in endpoints.split(",") if u.strip()]
     if len(urls) != 1:
         raise TracesimError(
@@ -70,12 +105,6 @@ def etcd(
         )
     if timeout_s <= 0:
         raise TracesimError(f"--timeout {timeout_s:g}: must be a positive number of seconds")
-    console = Console(stderr=True)
-
-    def progress(msg: str) -> None:
-        if not quiet:
-            console.print(msg, highlight=False)
-
     res = calibrate_etcd(
         urls[0],
         out,
@@ -86,7 +115,16 @@ def etcd(
         cacert=cacert,
         cert=cert,
         key=key,
+        cpu_cores=cpu_cores,
     )
+    _show(res)
+
+
+def _show(res: CalibrationResult) -> None:
+    """The measured-vs-predicted table, the notes and the fitted values, on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
     show = Console()
     t = Table(title="measured vs predicted (model with the fitted profile)")
     for col in ("point", "c", "role", "mean ms", "pred", "p99 ms", "pred", "ops/s", "pred"):
