@@ -36,6 +36,7 @@ from tracesim.calibrate.cpu import cpu_notes, is_loopback, shared_cpu_cores
 from tracesim.calibrate.fit import (
     POOL_KEYS,
     FitResult,
+    _range_error,
     _start_pool,
     assign_roles,
     fit,
@@ -802,6 +803,22 @@ def test_shared_cpu_fit_predicts_a_model_etcd_whose_client_shares_its_cores(tmp_
     text = profile_text(FitResult(values, chosen.base, chosen.loss, evals, notes=notes), {})
     assert "cpu_cores = 2  # measured: this machine's cores" in text
     assert load_profile(str(write_profile(tmp_path / "p.toml", text))).etcd.cpu_cores == 2
+
+
+def test_fit_errors_count_only_what_lies_outside_the_rounds_range():
+    # A prediction within the range the point's rounds spanned is as good as the data
+    # allows; outside it, the distance to the nearer end counts (log ratio).
+    row = pd.Series({"p99_ms": 4.0, "p99_ms_round_min": 3.0, "p99_ms_round_max": 5.5})
+    assert _range_error(4.9, row, "p99_ms") == 0.0
+    assert _range_error(6.0, row, "p99_ms") == pytest.approx(np.log(6.0 / 5.5))
+    assert _range_error(2.0, row, "p99_ms") == pytest.approx(np.log(2.0 / 3.0))
+    # One round (no range) or an older run (no columns): against the pooled value.
+    one = row.copy()
+    one[["p99_ms_round_min", "p99_ms_round_max"]] = np.nan
+    assert _range_error(5.0, one, "p99_ms") == pytest.approx(np.log(5.0 / 4.0))
+    assert _range_error(5.0, pd.Series({"p99_ms": 4.0}), "p99_ms") == pytest.approx(
+        np.log(5.0 / 4.0)
+    )
 
 
 def test_roles_hold_out_every_other_concurrency_but_keep_the_highest():

@@ -1,7 +1,9 @@
-"""Re-fit a saved calibration's puts with the shared-CPU etcd model (experiment, not shipped).
+"""Re-fit a saved calibration's puts with the shared-CPU etcd model from a hand start (the
+experiment of docs/validation.md, "A shared CPU pool"; superseded by the calibration's own
+shared-CPU fit: `tracesim calibrate etcd --from-report DIR --out P.toml` re-fits a saved run).
 
-Usage, from the repository root, on a scratch copy of the tree (docs/validation.md,
-"A shared CPU pool"):
+The patch applies to tracesim at commit 55899c3, before that fit existed. Usage, from the
+repository root, on a scratch copy of the tree at that commit:
 
     git apply docs/experiments/etcd-shared-cpu.patch
     CPUCV=1 python docs/experiments/refit_shared_cpu.py TAG 250 \
