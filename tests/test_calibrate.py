@@ -246,8 +246,9 @@ def _synthetic_points(truth: EtcdParams) -> pd.DataFrame:
     out = []
     for i, (phase, op, cons, sc, size, keys, c, sim) in enumerate(rows):
         out.append(
-            dict(
-                point=i,
+            _point_row(
+                i,
+                sim,
                 phase=phase,
                 op=op,
                 consistency=cons,
@@ -255,17 +256,25 @@ def _synthetic_points(truth: EtcdParams) -> pd.DataFrame:
                 value_bytes=size,
                 keys_per_request=keys,
                 concurrency=c,
-                errors=0,
-                requests=len(sim.latency_s),
-                duration_s=sim.elapsed_s,
-                mean_ms=sim.mean_ms,
-                p50_ms=sim.p50_ms,
-                p99_ms=sim.p99_ms,
-                throughput_per_s=sim.throughput_per_s,
-                puts_per_fsync=sim.puts_per_fsync,
             )
         )
     return pd.DataFrame(out)
+
+
+def _point_row(i: int, sim, **fields) -> dict:
+    """A measured point's row as the harness writes it, from the model's replay ``sim``."""
+    return dict(
+        point=i,
+        errors=0,
+        requests=len(sim.latency_s),
+        duration_s=sim.elapsed_s,
+        mean_ms=sim.mean_ms,
+        p50_ms=sim.p50_ms,
+        p99_ms=sim.p99_ms,
+        throughput_per_s=sim.throughput_per_s,
+        puts_per_fsync=sim.puts_per_fsync,
+        **fields,
+    )
 
 
 def _model_etcd(**overrides) -> EtcdParams:
@@ -770,8 +779,9 @@ def test_shared_cpu_fit_predicts_a_model_etcd_whose_client_shares_its_cores(tmp_
     ):
         sim = simulate_writes(truth, c, size, 600, seed=99, client_cpu_s=client_us / 1e6)
         rows.append(
-            dict(
-                point=i,
+            _point_row(
+                i,
+                sim,
                 phase="write",
                 op="put",
                 consistency="",
@@ -779,12 +789,6 @@ def test_shared_cpu_fit_predicts_a_model_etcd_whose_client_shares_its_cores(tmp_
                 value_bytes=size,
                 keys_per_request=1,
                 concurrency=c,
-                requests=len(sim.latency_s),
-                mean_ms=sim.mean_ms,
-                p50_ms=sim.p50_ms,
-                p99_ms=sim.p99_ms,
-                throughput_per_s=sim.throughput_per_s,
-                puts_per_fsync=sim.puts_per_fsync,
                 client_cpu_us_per_request=client_us,
             )
         )

@@ -11,7 +11,7 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracesim.models.etcd import REASONS, EtcdModel
+from tracesim.models.etcd import REASONS, EtcdModel, PsServer
 from tracesim.models.params import EtcdParams
 
 
@@ -1039,3 +1039,43 @@ def test_cpu_spread_is_deterministic_keeps_the_mean_and_leaves_the_other_draws()
     flat = _stage_loop(1, seed=3, span_s=2.0, **kw)
     assert a[1] == pytest.approx(flat[1], rel=0.08)  # mean-one multipliers
     assert a[1] != flat[1]
+
+
+def test_pool_pauses_add_their_expected_time_to_a_lone_job():
+    # 1 ms jobs one after another with pauses at 100 per busy second of 2 ms mean: each job
+    # meets 0.1 pauses on average, so it takes 1 + 0.1 x 2 = 1.2 ms (Poisson arrivals,
+    # exponential durations). Idle time draws no pause, and the run ends when the work does.
+    def mean_latency_s(seed: int) -> tuple[float, float]:
+        env = simpy.Environment()
+        ps = PsServer(env, 2)
+        ps.set_pauses(100.0, 2e-3, np.random.default_rng(seed))
+        lat: list[float] = []
+
+        def go() -> None:
+            t0 = env.now
+
+            def done(_wait_s: float) -> None:
+                lat.append(env.now - t0)
+                if len(lat) < 20_000:
+                    go()
+
+            ps.submit(1e-3, done)
+
+        go()
+        env.run()
+        return float(np.mean(lat)), ps.busy_area_s()
+
+    mean_s, busy_s = mean_latency_s(1)
+    assert mean_s == pytest.approx(1.2e-3, rel=0.03)
+    assert busy_s == pytest.approx(20_000 * 1e-3, rel=1e-9)  # a pause is not work
+    assert mean_latency_s(1) == (mean_s, busy_s)  # deterministic under its stream
+
+
+def test_pool_pauses_are_off_without_both_parameters_and_leave_the_other_draws():
+    kw = dict(apply_pipelined=True, cpu_cores=2, fsync_cv_ratio=0.3, cpu_cv_ratio=0.5, **_POOL)
+    base = _stage_loop(4, seed=3, span_s=1.0, **kw)
+    assert base[:3] == _stage_loop(4, seed=3, span_s=1.0, cpu_pause_ms=5.0, **kw)[:3]
+    rare = _stage_loop(4, seed=3, span_s=1.0, cpu_pause_per_s=1e-6, cpu_pause_ms=5.0, **kw)
+    assert rare[:3] == base[:3]  # their own stream: nothing else moves
+    paused = _stage_loop(4, seed=3, span_s=1.0, cpu_pause_per_s=200.0, cpu_pause_ms=2.0, **kw)
+    assert paused[1] > base[1] * 1.2  # pauses lengthen the latency

@@ -161,6 +161,51 @@ class PsServer:
         self._t = env.now  # time _v and _busy_area were last advanced to
         self._busy_area = 0.0
         self._gen = 0  # invalidates timeouts scheduled before the last arrival/departure
+        self._paused = False
+        self._pauses: tuple[float, float, np.random.Generator] | None = None
+        self._pause_pending = False
+        self._pause_u = np.zeros((0, 2))
+        self._pause_i = 0
+
+    def set_pauses(self, rate_per_s: float, mean_s: float, rng: np.random.Generator) -> None:
+        """Pause the whole server at Poisson times (``rate_per_s`` while it has work; idle
+        time draws none, which for a memoryless process changes no job's latency) for
+        exponential durations (mean ``mean_s``): no job progresses during a pause. Two
+        uniforms from ``rng`` per pause, drawn in blocks (common random numbers)."""
+        self._pauses = (rate_per_s, mean_s, rng)
+        if self._heap:
+            self._arm_pause()
+
+    def _uniforms(self) -> np.ndarray:
+        assert self._pauses is not None
+        if self._pause_i >= len(self._pause_u):
+            self._pause_u = self._pauses[2].random((1024, 2))
+            self._pause_i = 0
+        self._pause_i += 1
+        return self._pause_u[self._pause_i - 1]
+
+    def _arm_pause(self) -> None:
+        if self._pause_pending or self._pauses is None:
+            return
+        self._pause_pending = True
+        u = self._uniforms()
+        call_later(self.env, -math.log1p(-float(u[0])) / self._pauses[0], self._pause, u[1])
+
+    def _pause(self, u: float) -> None:
+        self._pause_pending = False
+        if not self._heap:  # idle: the next job arms the next pause
+            return
+        assert self._pauses is not None
+        self._advance()
+        self._paused = True
+        self._schedule()
+        call_later(self.env, -math.log1p(-float(u)) * self._pauses[1], self._resume)
+
+    def _resume(self) -> None:
+        self._advance()
+        self._paused = False
+        self._schedule()
+        self._arm_pause()
 
     @property
     def in_service(self) -> int:
@@ -173,14 +218,15 @@ class PsServer:
 
     def _rate(self) -> float:
         n = len(self._heap)
-        return min(1.0, self.capacity / n) if n else 0.0
+        return min(1.0, self.capacity / n) if n and not self._paused else 0.0
 
     def _advance(self) -> None:
         now = self.env.now
         dt = now - self._t
         if dt > 0:
             self._v += dt * self._rate()
-            self._busy_area += dt * min(len(self._heap), self.capacity)
+            if not self._paused:
+                self._busy_area += dt * min(len(self._heap), self.capacity)
             self._t = now
 
     def busy_area_s(self) -> float:
@@ -195,10 +241,12 @@ class PsServer:
         self._seq += 1
         heapq.heappush(self._heap, (self._v + service_s, self._seq, on_done))
         self._schedule()
+        if self._pauses is not None:
+            self._arm_pause()
 
     def _schedule(self) -> None:
         self._gen += 1
-        if not self._heap:
+        if not self._heap or self._paused:
             return
         gen = self._gen
         dt = max(0.0, (self._heap[0][0] - self._v) / self._rate())
@@ -389,6 +437,8 @@ class EtcdModel:
         self._sigma_cpu = math.sqrt(math.log1p(p.cpu_cv_ratio**2))
         # Spawned after the others, and only when used, so that no other stream moves.
         self._cpu_rng = self._rng.spawn(1)[0] if self.cpu is not None and p.cpu_cv_ratio else None
+        if self.cpu is not None and p.cpu_pause_per_s > 0 and p.cpu_pause_ms > 0:
+            self.cpu.set_pauses(p.cpu_pause_per_s, p.cpu_pause_ms / 1e3, self._rng.spawn(1)[0])
         self._front_cpu_s = p.front_cpu_us / 1e6
         self._front_cpu_s_per_byte = p.front_cpu_ns_per_byte / 1e9
         self._rz = np.zeros(0)

@@ -269,6 +269,21 @@ class EtcdParams:
         "mean 1: GC, preemption); fitted to the tails of calibration runs; 0 (default) = "
         "deterministic",
     )
+    cpu_pause_per_s: float = _p(
+        0.0,
+        "1/s",
+        "with cpu_cores: rate of pauses of the whole pool (Poisson, per second while work is "
+        "on it): every job stops for the pause (Go's stop-the-world GC phases, the machine's "
+        "other processes taking the cores), which lengthens a few requests' latency by the "
+        "same absolute amount whatever the load; fitted to the tails of calibration runs; 0 "
+        "(default) = none",
+    )
+    cpu_pause_ms: float = _p(
+        0.0,
+        "ms",
+        "with cpu_pause_per_s: mean duration of one pause of the pool (exponential); 0 "
+        "(default) = none",
+    )
     compaction_us_per_revision: float = _p(
         3.0, "us", "assumption: delete one old revision from bbolt"
     )
