@@ -608,6 +608,8 @@ def _start_pool(points: pd.DataFrame, rtt_ms: float, peer_ms: float) -> dict[str
     fsync_ms = _lone_fsync_ms(points)
     if fsync_ms > 0:
         start["fsync_ms"] = fsync_ms
+    # The lower limits below keep a start away from zero, where a fit in log space is stuck
+    # (a noisy line can have a negative intercept); the fit then moves each value freely.
     if "puts_per_fsync" in smallest:
         counted = smallest.dropna(subset=["puts_per_fsync"])
         counted = counted[counted["puts_per_fsync"] > 1.2]  # where puts share a WAL write
