@@ -58,7 +58,8 @@ Mechanisms (sources in :class:`~tracesim.models.params.EtcdParams` and docs/mode
   one worker that takes up all waiting reads per wakeup, ``read_wakeup_us`` per wakeup plus
   ``read_front_us`` per read), a client event loop / gateway whose cost per read falls as
   reads arrive together; 0 (the default): no such stage.
-- **A shared CPU pool** (experimental; ``cpu_cores`` > 0): the write path's CPU work runs
+- **A shared CPU pool** (``cpu_cores`` > 0; what ``tracesim calibrate etcd`` fits when etcd
+  runs on the calibration's machine): the write path's CPU work runs
   as jobs on a processor-sharing pool of ``cpu_cores`` cores (:class:`PsServer`) instead of
   as plain delays: each write's front work (``front_cpu_us`` + ``front_cpu_ns_per_byte``,
   before it joins the next batch; writes in parallel), the WAL stage's raft CPU after its
@@ -66,7 +67,8 @@ Mechanisms (sources in :class:`~tracesim.models.params.EtcdParams` and docs/mode
   for it) and the apply work (the apply stage, or the serial leader, waits for it). The
   fdatasync, the peer round and the maintenance stay delays. Jobs in flight share the
   cores, so every stage slows as the pool fills; each job's work is multiplied by a
-  lognormal draw (mean 1, CV ``cpu_cv_ratio``) from a stream of its own. A calibration's
+  lognormal draw (mean 1, CV ``cpu_cv_ratio``) from a stream of its own, and the whole pool
+  can pause (``cpu_pause_per_s``, ``cpu_pause_ms``; :meth:`PsServer.set_pauses`). A calibration's
   replay also runs its client on the pool (:mod:`tracesim.calibrate.validate`). 0 (the
   default): no pool, the model as above.
 
@@ -123,6 +125,28 @@ def _remap(on_done: WritesDone, members: np.ndarray) -> WritesDone:
     return remapped
 
 
+class UniformRows:
+    """Rows of ``width`` uniforms on [0, 1) from ``rng``, drawn 1,024 rows per Generator call:
+    a fixed number of draws per use (common random numbers) at the cost of one numpy call
+    per block, not per row."""
+
+    __slots__ = ("_i", "_rng", "_rows", "_width")
+
+    def __init__(self, rng: np.random.Generator, width: int) -> None:
+        self._rng = rng
+        self._width = width
+        self._rows = np.zeros((0, width))
+        self._i = 0
+
+    def next(self) -> np.ndarray:
+        """The next row (a view: read it before the next call)."""
+        if self._i >= len(self._rows):
+            self._rows = self._rng.random((1024, self._width))
+            self._i = 0
+        self._i += 1
+        return self._rows[self._i - 1]
+
+
 class _Writes:
     """A group of writes to one kind travelling together (one member = one etcd request)."""
 
@@ -162,33 +186,23 @@ class PsServer:
         self._busy_area = 0.0
         self._gen = 0  # invalidates timeouts scheduled before the last arrival/departure
         self._paused = False
-        self._pauses: tuple[float, float, np.random.Generator] | None = None
+        self._pauses: tuple[float, float, UniformRows] | None = None
         self._pause_pending = False
-        self._pause_u = np.zeros((0, 2))
-        self._pause_i = 0
 
     def set_pauses(self, rate_per_s: float, mean_s: float, rng: np.random.Generator) -> None:
         """Pause the whole server at Poisson times (``rate_per_s`` while it has work; idle
         time draws none, which for a memoryless process changes no job's latency) for
         exponential durations (mean ``mean_s``): no job progresses during a pause. Two
-        uniforms from ``rng`` per pause, drawn in blocks (common random numbers)."""
-        self._pauses = (rate_per_s, mean_s, rng)
+        uniforms from ``rng`` per pause (:class:`UniformRows`: common random numbers)."""
+        self._pauses = (rate_per_s, mean_s, UniformRows(rng, 2))
         if self._heap:
             self._arm_pause()
-
-    def _uniforms(self) -> np.ndarray:
-        assert self._pauses is not None
-        if self._pause_i >= len(self._pause_u):
-            self._pause_u = self._pauses[2].random((1024, 2))
-            self._pause_i = 0
-        self._pause_i += 1
-        return self._pause_u[self._pause_i - 1]
 
     def _arm_pause(self) -> None:
         if self._pause_pending or self._pauses is None:
             return
         self._pause_pending = True
-        u = self._uniforms()
+        u = self._pauses[2].next()
         call_later(self.env, -math.log1p(-float(u[0])) / self._pauses[0], self._pause, u[1])
 
     def _pause(self, u: float) -> None:
@@ -367,8 +381,6 @@ class EtcdModel:
         # Apply stalls (``stall_per_s``, ``stall_ms``): their own stream, spawned after the
         # reads' (below), so the other draws do not move when stalls are on.
         self._stall_s = p.stall_ms / 1e3 if p.stall_per_s > 0 else 0.0
-        self._stall_u = np.zeros((0, 0))
-        self._stall_i = 0
         self.revision = 0
         self.compacted_revision = 0
         self.alarm_nospace = False
@@ -429,7 +441,9 @@ class EtcdModel:
         # Reads draw from their own stream (spawned from ``rng``) so that adding reads does not
         # shift the write path's draws (common random numbers across fits and scenarios).
         self._read_rng = self._rng.spawn(1)[0] if p.read_cv_ratio > 0 else None
-        self._stall_rng = self._rng.spawn(1)[0] if self._stall_s > 0 else None
+        self._stall_u = (
+            UniformRows(self._rng.spawn(1)[0], 1 + self._MAX_STALLS) if self._stall_s > 0 else None
+        )
         #: The CPU pool the write path's CPU work runs on (``cpu_cores`` > 0), or None.
         self.cpu: PsServer | None = (
             PsServer(env, p.cpu_cores, name="etcd-cpu") if p.cpu_cores else None
@@ -799,12 +813,8 @@ class EtcdModel:
         number (mean ``stall_per_s`` x ``apply_s``, by its inverse CDF from one uniform) of
         exponential stalls (mean ``stall_ms``). A fixed number of uniforms per batch, whatever
         the parameters: common random numbers for the fit."""
-        if self._stall_i >= len(self._stall_u):
-            assert self._stall_rng is not None
-            self._stall_u = self._stall_rng.random((1024, 1 + self._MAX_STALLS))
-            self._stall_i = 0
-        row = self._stall_u[self._stall_i]
-        self._stall_i += 1
+        assert self._stall_u is not None
+        row = self._stall_u.next()
         mean = self.p.stall_per_s * apply_s
         u = float(row[0])
         prob = math.exp(-mean)
