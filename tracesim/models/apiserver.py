@@ -570,10 +570,11 @@ class ApiServerModel:
             raise ValueError(f"{r.verb} {r.resource}: keys are required for mutating requests")
 
         kind = r.store_kind
+        t_etcd = self.env.now
 
-        def done(_lat, reasons, members):
+        def done(lat, reasons, members):
             sub = r if members is None else _sub(r, members)
-            self._finish(sub, reasons, r.level)
+            self._finish(sub, reasons, r.level, None, lat + (t_etcd - r.t0))
             ok = reasons == 0
             k = int(np.count_nonzero(ok))
             on_watch = r.on_watch
@@ -591,12 +592,13 @@ class ApiServerModel:
 
     def _to_etcd_mixed(self, r: _Req) -> None:
         names = self.etcd.kind_names
+        t_etcd = self.env.now
 
-        def done(_lat, reasons, members):
+        def done(lat, reasons, members):
             sub = r if members is None else _sub(r, members)
             # count_nonzero: far cheaper than ndarray.any on a group's few members.
             bad = np.count_nonzero(reasons) > 0
-            self._finish(sub, reasons, r.level, bad)
+            self._finish(sub, reasons, r.level, bad, lat + (t_etcd - r.t0))
             kinds, idx, sizes = sub.mixed[4], sub.members, sub.sizes
             if bad:
                 ok = reasons == 0
@@ -671,17 +673,25 @@ class ApiServerModel:
         self._finish(_sub(r, np.array([i])), np.zeros(1, dtype=np.uint8), r.level)
 
     def _finish(
-        self, r: _Req, reasons: np.ndarray, level: str | None, bad: bool | None = None
+        self,
+        r: _Req,
+        reasons: np.ndarray,
+        level: str | None,
+        bad: bool | None = None,
+        lat: np.ndarray | None = None,
     ) -> None:
         """Members of ``r`` are done: release their seats, record, report. ``bad``: whether
-        any member failed (``reasons.any()``, computed when None)."""
+        any member failed (``reasons.any()``, computed when None); ``lat``: each member's
+        latency (s) when it is not the time since the group arrived (etcd answers the
+        members of a batch one by one)."""
         n = len(r)
         if bad is None:
             bad = np.count_nonzero(reasons) > 0
         if level is not None:
             self._release(level, n)
         now = self.env.now
-        lat = np.full(n, now - r.t0)
+        if lat is None:
+            lat = np.full(n, now - r.t0)
         if self.metrics is not None and r.mixed is not None:
             verbs = r.mixed[0]
             status = _OK_STATUS[verbs]

@@ -650,9 +650,14 @@ class EtcdModel:
         lognormal spread; ``on_done(0.0)`` when done."""
         assert self.cpu is not None
         if self._cpu_rng is not None:
-            sigma = self._sigma_cpu
-            work_s *= math.exp(sigma * float(self._cpu_rng.standard_normal()) - 0.5 * sigma * sigma)
+            work_s *= self._cpu_spread()
         self.cpu.submit(work_s, on_done)
+
+    def _cpu_spread(self) -> float:
+        """A CPU job's lognormal multiplier (mean 1, log-sd from ``cpu_cv_ratio``)."""
+        assert self._cpu_rng is not None
+        sigma = self._sigma_cpu
+        return math.exp(sigma * float(self._cpu_rng.standard_normal()) - 0.5 * sigma * sigma)
 
     # ------------------------------------------------------------------ the leader loop
 
@@ -724,11 +729,56 @@ class EtcdModel:
         if self.cpu is not None:
             self._apply_on_cpu(batch, apply_s)
         else:
-            call_later(self.env, apply_s, self._end_batch, batch)
+            self._apply_in_order(batch, apply_s, 0.0)
 
     def _apply_on_cpu(self, batch: list[_Writes], apply_s: float) -> None:
-        """With a CPU pool: a batch's apply work on the pool, then its end."""
-        self.run_on_cpu(apply_s, lambda _wait: self._end_batch(batch))
+        """With a CPU pool: a batch's apply work on the pool (one spread draw for the batch),
+        its groups one after another."""
+        if self._cpu_rng is not None:
+            apply_s *= self._cpu_spread()
+        self._next_group_on_cpu(batch, 0, apply_s, self._group_shares(batch))
+
+    def _next_group_on_cpu(
+        self, batch: list[_Writes], g: int, apply_s: float, shares: list[float]
+    ) -> None:
+        """Group ``g``'s part of the batch's apply work on the pool, then its answer (one job
+        at a time progresses on the pool as the batch's single job would)."""
+        t_start = self.env.now
+
+        def applied(_wait: float) -> None:
+            self._group_applied(batch, g, t_start)
+            if g + 1 < len(batch):
+                self._next_group_on_cpu(batch, g + 1, apply_s, shares)
+
+        assert self.cpu is not None
+        self.cpu.submit(apply_s * shares[g], applied)
+
+    def _group_shares(self, batch: list[_Writes]) -> list[float]:
+        """Each group's share of its batch's apply work (per request + per byte; by
+        members if both are 0)."""
+        if len(batch) == 1:
+            return [1.0]
+        p = self.p
+        per_req, per_byte = p.apply_us_per_request, p.ns_per_byte / 1e3
+        work = [len(w.sizes) * per_req + w.total_bytes * per_byte for w in batch]
+        total = sum(work)
+        if total <= 0:
+            work = [float(len(w.sizes)) for w in batch]
+            total = sum(work)
+        return [x / total for x in work]
+
+    def _apply_in_order(self, batch: list[_Writes], apply_s: float, after_s: float) -> None:
+        """Without a CPU pool: the batch's apply of ``apply_s``, starting ``after_s`` from
+        now, its groups one after another, each answered when its last member is applied."""
+        env = self.env
+        if len(batch) == 1:
+            call_later(env, after_s + apply_s, self._group_applied, batch, 0, env.now + after_s)
+            return
+        t = after_s
+        for g, share in enumerate(self._group_shares(batch)):
+            start = t
+            t = after_s + apply_s if g == len(batch) - 1 else t + apply_s * share
+            call_later(env, t, self._group_applied, batch, g, env.now + start)
 
     def _start_wal(self) -> None:
         """Pipelined: the pending writes become a batch; its peer round + fsync run on the WAL
@@ -777,7 +827,7 @@ class EtcdModel:
         if self.cpu is not None:  # the disk, raft's CPU, then the apply work, one after another
             call_later(self.env, wal_s, self._wal_cpu, batch, self._apply_on_cpu, batch, apply_s)
         else:
-            call_later(self.env, wal_s + apply_s, self._end_batch, batch)
+            self._apply_in_order(batch, apply_s, wal_s)
 
     def _batch_times(self, batch: list[_Writes]) -> tuple[float, float]:
         """A new batch's WAL time (peer round + fdatasync, and ``wal_ns_per_byte``) and apply
@@ -855,24 +905,38 @@ class EtcdModel:
         self._zi += 1
         return math.exp(sigma * z - 0.5 * sigma * sigma)
 
-    def _end_batch(self, batch: list[_Writes]) -> None:
-        self._set_busy(False)
-        now = self.env.now
-        done = []
-        for w in batch:
-            reasons = self._apply(w)
-            if w.on_done is not None:
-                done.append((w, reasons))
-        self._grow_file()
-        if done:
-            call_later(self.env, self._reply_s, self._deliver, done, now)
-        self._kick()
+    def _group_applied(self, batch: list[_Writes], g: int, t_start: float) -> None:
+        """Group ``g`` of ``batch``, whose apply began at ``t_start``, is applied now; the
+        last group ends the batch.
 
-    def _deliver(self, done: list[tuple[_Writes, np.ndarray]], _t_apply: float) -> None:
-        now = self.env.now
-        for w, reasons in done:
-            lat = np.full(len(reasons), now - w.t0)
-            w.on_done(lat, reasons, None)
+        etcd applies a batch's entries one after another and answers each request as its
+        entry is applied (the apply loop triggers the request's waiter entry by entry): a
+        group is answered when its last member is applied, and each member's latency ends
+        at its own apply (the group's apply time shared by its members' work)."""
+        w = batch[g]
+        reasons = self._apply(w)
+        if w.on_done is not None:
+            early = None
+            n = len(reasons)
+            if n > 1:
+                elapsed = self.env.now - t_start
+                p = self.p
+                work = p.apply_us_per_request + (p.ns_per_byte / 1e3) * w.sizes
+                cum = np.cumsum(work)
+                total = float(cum[-1])
+                if elapsed > 0 and total > 0:
+                    early = (elapsed / total) * (total - cum)
+            call_later(self.env, self._reply_s, self._deliver, w, reasons, early)
+        if g == len(batch) - 1:
+            self._set_busy(False)
+            self._grow_file()
+            self._kick()
+
+    def _deliver(self, w: _Writes, reasons: np.ndarray, early: np.ndarray | None) -> None:
+        """Answer group ``w``; ``early``: per member, how long before the group's last
+        member it was applied."""
+        lat = self.env.now - w.t0
+        w.on_done(np.full(len(reasons), lat) if early is None else lat - early, reasons, None)
 
     def _start_commit(self) -> None:
         p = self.p
