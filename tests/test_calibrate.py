@@ -467,7 +467,9 @@ def test_spread_fit_with_stalls_recovers_a_stalling_model_etcd():
         "backend_commit_ns_per_byte",
         "batch_apply_cv_ratio",
     }
-    assert values["batch_apply_cv_ratio"] == 0.0 and 0 < evals <= 60
+    # The budget ends the search at the step that reaches it (a shrink step takes one
+    # evaluation per parameter).
+    assert values["batch_apply_cv_ratio"] == 0.0 and 0 < evals <= 60 + len(values)
     assert values["fsync_cv_ratio"] == pytest.approx(0.4, rel=0.5)
     # Stall time per second of apply work: 40/s x 3 ms = 0.12.
     assert values["stall_per_s"] * values["stall_ms"] / 1e3 == pytest.approx(0.12, rel=0.5)

@@ -237,7 +237,10 @@ def _nelder_mead(
     max_evals: int = 120,
     tol: float = 1e-4,
 ) -> tuple[np.ndarray, float, int]:
-    """Minimise ``f`` from ``x0`` (standard Nelder-Mead); (best x, best f, evaluations)."""
+    """Minimise ``f`` from ``x0`` (standard Nelder-Mead); (best x, best f, evaluations).
+
+    ``max_evals`` ends the search at the step that reaches it: a step takes one to two
+    evaluations, a shrink one per parameter, so up to ``len(x0)`` more can be used."""
     n = len(x0)
     simplex = [x0.astype(float)]
     for i in range(n):
