@@ -215,9 +215,13 @@ def test_fanout_dispatcher_queues_events_when_overloaded():
     env.run()
     df = m.requests_frame()
     watch = df[df["verb"] == "watch"]
-    # One dispatcher: the 50 events are delivered one after another.
+    # One dispatcher: the 50 events are delivered one after another, each its share of the
+    # job later than the one before, the last at the job's end.
     one = api.fanout_cost_s("endpoints", 50, 50 * 50_000.0)
     assert watch["latency_s"].max() == pytest.approx(one, rel=0.05)
+    for col in ("t_s", "latency_s"):  # (one event came in a later job)
+        steps = np.diff(np.sort(watch[col].to_numpy()))
+        assert np.isclose(steps, one / 50, rtol=1e-6).sum() >= 45, col
 
 
 def run_heartbeats(profile: str, n_nodes: int = 2_000, until_s: float = 60.0, seed: int = 1):

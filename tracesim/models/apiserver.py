@@ -459,11 +459,11 @@ class ApiServerModel:
         m = self.metrics
         if m is not None:
             # The dispatcher's end time is known now (FCFS, known service): the samples are
-            # recorded at once, with their completion time.
+            # recorded at once, each event with its own completion (one after another).
             res_code = self._watch_codes.get(resource)
             if res_code is None:
                 res_code = self._watch_codes[resource] = m.resources.code(resource)
-            m.record_watch(end, end - self.env.now, res_code, n_events)
+            m.record_watch(end, end - self.env.now, res_code, n_events, cost)
 
     # ------------------------------------------------------------------ admission
 

@@ -116,6 +116,7 @@ _WATCH_DTYPE = np.dtype(
         ("latency_s", np.float64),
         ("resource", np.int64),
         ("events", np.int64),
+        ("service_s", np.float64),
     ]
 )
 
@@ -143,7 +144,7 @@ class Metrics:
         self.series = AppendBuffer({"t_s": np.float64, "metric": np.uint16, "value": np.float64})
         # Watch dispatches recorded with :meth:`record_watch`: (request rows before it,
         # t_s, latency_s, resource code, events); expanded into rows by :attr:`requests`.
-        self._watch: list[tuple[int, float, float, int, int]] = []
+        self._watch: list[tuple[int, float, float, int, int, float]] = []
         self._watch_verb = self.verbs.code("watch")
         self._cluster_scope = self.scopes.code("cluster")
         self._gauges: list[tuple[str, Gauge]] = []
@@ -189,9 +190,21 @@ class Metrics:
         is_watch = np.cumsum(edge[:-1], dtype=np.int8).astype(bool)
         del edge, start, ends
         is_req = ~is_watch
+        t_s, latency_s = np.repeat(d["t_s"], count), np.repeat(d["latency_s"], count)
+        service = d["service_s"]
+        if service.any():
+            # The dispatcher sends a job's events one after another: event i of n is done
+            # (n - 1 - i) / n of the job's service before its end.
+            first = np.repeat(np.cumsum(count) - count, count)
+            left = np.repeat(count, count) - 1 - (np.arange(len(t_s)) - first)
+            early = np.repeat(service / count, count) * left
+            del first, left
+            t_s -= early
+            latency_s -= early
+            del early
         watch_cols = {
-            "t_s": np.repeat(d["t_s"], count),
-            "latency_s": np.repeat(d["latency_s"], count),
+            "t_s": t_s,
+            "latency_s": latency_s,
             "verb": self._watch_verb,
             "resource": np.repeat(d["resource"], count),
             "scope": self._cluster_scope,
@@ -204,12 +217,16 @@ class Metrics:
             col[is_watch] = watch_cols.pop(name)
         self._requests = new
 
-    def record_watch(self, t_s: float, latency_s: float, resource: int, events: int) -> None:
+    def record_watch(
+        self, t_s: float, latency_s: float, resource: int, events: int, service_s: float = 0.0
+    ) -> None:
         """``events`` watch events of ``resource`` (a code of :attr:`resources`) dispatched
-        by one job that ends at ``t_s`` after ``latency_s``: one row per event, ``watch``,
-        ``cluster`` scope, status 200, ``ok``. Costs one tuple now; the rows are made once,
-        vectorised, when :attr:`requests` is read."""
-        self._watch.append((self._requests._n, t_s, latency_s, resource, events))
+        by one job that ends at ``t_s`` after ``latency_s``, of which ``service_s`` its own
+        service, one event after another (each its share of it; 0: all done at the end): one
+        row per event, ``watch``, ``cluster`` scope, status 200, ``ok``, each at its own
+        completion. Costs one tuple now; the rows are made once, vectorised, when
+        :attr:`requests` is read."""
+        self._watch.append((self._requests._n, t_s, latency_s, resource, events, service_s))
 
     def record_request(
         self,
