@@ -1123,3 +1123,36 @@ def test_a_batch_answers_each_request_as_its_entry_is_applied(cpu_cores):
         assert t == pytest.approx(t_e, rel=1e-9)
         assert lat == pytest.approx(lat_e, rel=1e-9)
     assert etcd.batches == 2 and etcd.revision == 5 + 5
+
+
+def test_backend_commit_timer_restarts_when_a_commit_ends():
+    # etcd's backend resets its commit timer after each commit: commits of 5 ms every 100 ms
+    # run at 0.1-0.105 s and 0.205-0.21 s, so a write at 0.2025 s meets none (timed from
+    # the commits' starts, the second would run from 0.2 s and hold that write 2.5 ms).
+    kw = dict(
+        backend_commit_ms=5.0,
+        backend_commit_interval_ms=100.0,
+        fsync_ms=1.0,
+        apply_us_per_request=10.0,
+        client_rtt_ms=0.0,
+        peer_rtt_ms=0.0,
+        ns_per_byte=0.0,
+        freelist_ns_per_alloc=0.0,
+    )
+    env = simpy.Environment()
+    etcd = EtcdModel(env, dataclasses.replace(EtcdParams(), **kw))
+    etcd.preload("kv", [0, 1, 2], 100)
+    lats: dict[float, float] = {}
+
+    def write_at(t: float, key: int):
+        yield env.timeout(t)
+        res = yield etcd.write("update", "kv", key, 100)
+        lats[t] = res.latency_s
+
+    for key, t in enumerate((0.0, 0.15, 0.2025)):
+        env.process(write_at(t, key))
+    env.run()
+    lone = 1e-3 + 10e-6
+    assert list(lats.values()) == pytest.approx([lone] * 3, rel=1e-9)
+    assert etcd.commits == 2
+    assert etcd.commit_time_s == pytest.approx(10e-3, rel=1e-9)

@@ -954,11 +954,17 @@ class EtcdModel:
         self._uncommitted_ops = 0
         self._uncommitted_bytes = 0.0
         self._uncommitted_multipage = 0
-        self._last_commit_s = self.env.now
         self.commits += 1
         self.commit_time_s += cost_s
         self._set_busy(True)
-        call_later(self.env, cost_s, self._end_maint, lambda: None)
+        call_later(self.env, cost_s, self._end_maint, self._commit_done)
+
+    def _commit_done(self) -> None:
+        """etcd's backend loop resets its commit timer after each commit (``backend.run``:
+        ``Commit``, then ``t.Reset(batchInterval)``): the next is due an interval after this
+        one ends. (Timed from its start, the commits would keep an exact period, and one equal
+        to a replay's wave window locks onto the waves' arrivals.)"""
+        self._last_commit_s = self.env.now
 
     # ------------------------------------------------------------------ MVCC apply
 
