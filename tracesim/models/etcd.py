@@ -758,14 +758,18 @@ class EtcdModel:
         members if both are 0)."""
         if len(batch) == 1:
             return [1.0]
-        p = self.p
-        per_req, per_byte = p.apply_us_per_request, p.ns_per_byte / 1e3
+        per_req, per_byte = self._apply_work_us()
         work = [len(w.sizes) * per_req + w.total_bytes * per_byte for w in batch]
         total = sum(work)
         if total <= 0:
             work = [float(len(w.sizes)) for w in batch]
             total = sum(work)
         return [x / total for x in work]
+
+    def _apply_work_us(self) -> tuple[float, float]:
+        """A write's apply work in us: (per request, per byte); the weights by which a
+        batch's apply time is shared among its groups and a group's among its members."""
+        return self.p.apply_us_per_request, self.p.ns_per_byte / 1e3
 
     def _apply_in_order(self, batch: list[_Writes], apply_s: float, after_s: float) -> None:
         """Without a CPU pool: the batch's apply of ``apply_s``, starting ``after_s`` from
@@ -912,7 +916,8 @@ class EtcdModel:
         etcd applies a batch's entries one after another and answers each request as its
         entry is applied (the apply loop triggers the request's waiter entry by entry): a
         group is answered when its last member is applied, and each member's latency ends
-        at its own apply (the group's apply time shared by its members' work)."""
+        at its own apply (the group's apply time shared by its members' work, in member
+        order; :meth:`_apply` updates the store kind by kind, which the times ignore)."""
         w = batch[g]
         reasons = self._apply(w)
         if w.on_done is not None:
@@ -920,9 +925,8 @@ class EtcdModel:
             n = len(reasons)
             if n > 1:
                 elapsed = self.env.now - t_start
-                p = self.p
-                work = p.apply_us_per_request + (p.ns_per_byte / 1e3) * w.sizes
-                cum = np.cumsum(work)
+                per_req, per_byte = self._apply_work_us()
+                cum = np.cumsum(per_req + per_byte * w.sizes)
                 total = float(cum[-1])
                 if elapsed > 0 and total > 0:
                     early = (elapsed / total) * (total - cum)

@@ -143,7 +143,8 @@ class Metrics:
         )
         self.series = AppendBuffer({"t_s": np.float64, "metric": np.uint16, "value": np.float64})
         # Watch dispatches recorded with :meth:`record_watch`: (request rows before it,
-        # t_s, latency_s, resource code, events); expanded into rows by :attr:`requests`.
+        # t_s, latency_s, resource code, events, service_s); expanded into rows by
+        # :attr:`requests`.
         self._watch: list[tuple[int, float, float, int, int, float]] = []
         self._watch_verb = self.verbs.code("watch")
         self._cluster_scope = self.scopes.code("cluster")
