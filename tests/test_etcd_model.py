@@ -774,6 +774,16 @@ def test_mixed_groups_apply_as_sequential_writes(groups):
 # --------------------------------------------------------------------------- pipelined leader
 
 
+#: No round trips, per-byte or backend costs: a leader of fsync and apply stages only.
+_STAGES_ONLY = dict(
+    client_rtt_ms=0.0,
+    peer_rtt_ms=0.0,
+    ns_per_byte=0.0,
+    backend_commit_ms=0.0,
+    freelist_ns_per_alloc=0.0,
+)
+
+
 def _stage_loop(
     n_clients: int,
     span_s: float = 1.0,
@@ -783,14 +793,7 @@ def _stage_loop(
 ):
     """``n_clients`` closed-loop clients on a leader with simple stage costs (no peer round,
     no backend commit cost); (throughput 1/s, mean latency s, members per batch, model)."""
-    base = dict(
-        client_rtt_ms=0.0,
-        peer_rtt_ms=0.0,
-        ns_per_byte=0.0,
-        backend_commit_ms=0.0,
-        freelist_ns_per_alloc=0.0,
-    )
-    p = dataclasses.replace(EtcdParams(), **{**base, **params})
+    p = dataclasses.replace(EtcdParams(), **{**_STAGES_ONLY, **params})
     rng = None if seed is None else np.random.default_rng(seed)
     thr, mean, etcd = _run_clients(n_clients, p, span_s, 0.1, size_bytes, rng)
     return thr, mean, etcd.writes_ok / etcd.batches, etcd
@@ -1089,16 +1092,7 @@ def test_a_batch_answers_each_request_as_its_entry_is_applied(cpu_cores):
     # etcd's apply loop triggers each request's waiter as its entry is applied: a batch of a
     # 3-member group and a lone write, behind a first batch, answers them one by one.
     f_s, a_s = 1e-3, 100e-6
-    kw = dict(
-        fsync_ms=f_s * 1e3,
-        apply_us_per_request=a_s * 1e6,
-        client_rtt_ms=0.0,
-        peer_rtt_ms=0.0,
-        ns_per_byte=0.0,
-        backend_commit_ms=0.0,
-        freelist_ns_per_alloc=0.0,
-        cpu_cores=cpu_cores,
-    )
+    kw = dict(_STAGES_ONLY, fsync_ms=f_s * 1e3, apply_us_per_request=a_s * 1e6, cpu_cores=cpu_cores)
     env = simpy.Environment()
     etcd = EtcdModel(env, dataclasses.replace(EtcdParams(), **kw))
     etcd.preload("kv", list(range(5)), 100)
@@ -1130,14 +1124,11 @@ def test_backend_commit_timer_restarts_when_a_commit_ends():
     # run at 0.1-0.105 s and 0.205-0.21 s, so a write at 0.2025 s meets none (timed from
     # the commits' starts, the second would run from 0.2 s and hold that write 2.5 ms).
     kw = dict(
+        _STAGES_ONLY,
         backend_commit_ms=5.0,
         backend_commit_interval_ms=100.0,
         fsync_ms=1.0,
         apply_us_per_request=10.0,
-        client_rtt_ms=0.0,
-        peer_rtt_ms=0.0,
-        ns_per_byte=0.0,
-        freelist_ns_per_alloc=0.0,
     )
     env = simpy.Environment()
     etcd = EtcdModel(env, dataclasses.replace(EtcdParams(), **kw))
