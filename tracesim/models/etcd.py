@@ -775,12 +775,10 @@ class EtcdModel:
         """Without a CPU pool: the batch's apply of ``apply_s``, starting ``after_s`` from
         now, its groups one after another, each answered when its last member is applied."""
         env = self.env
-        if len(batch) == 1:
-            call_later(env, after_s + apply_s, self._group_applied, batch, 0, env.now + after_s)
-            return
         t = after_s
         for g, share in enumerate(self._group_shares(batch)):
             start = t
+            # the last group ends the apply exactly (no rounding from the shares' sum)
             t = after_s + apply_s if g == len(batch) - 1 else t + apply_s * share
             call_later(env, t, self._group_applied, batch, g, env.now + start)
 
