@@ -1068,7 +1068,11 @@ def test_quick_calibration_cli(tmp_path, capsys):
         out = tmp_path / "etcd.toml"
         args = ["calibrate", "etcd", "--endpoints", server.url, "--quick", "--quiet"]
         code = _cli([*args, "--out", str(out)])
-        assert code == 0, capsys.readouterr().err
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        # The verdict on the held-out points, and the table whole in a log (not a terminal).
+        assert "validation: held-out mean_ms: " in captured.out
+        assert "validate" in captured.out and "…" not in captured.out, captured.out
         prof = load_profile(str(out)).etcd
         assert prof.apply_us_per_request > 0 and prof.ns_per_byte > 0
         table = pd.read_parquet(report_dir_for(out) / "validation.parquet")

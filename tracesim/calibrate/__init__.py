@@ -49,6 +49,12 @@ class CalibrationResult:
         held = self.validation[self.validation["role"] == "validate"]
         return bool(len(held)) and bool(held["ok"].all())
 
+    def held_out_summary(self) -> list[str]:
+        """Per metric (mean, p99, throughput): how many held-out points the fitted model
+        predicts within the tolerance, the median and largest error (as in
+        ``calibration.json``'s ``validation``)."""
+        return _summary_lines(self.validation)
+
 
 _CLIENT_CPU = "client_cpu_us_per_request"
 #: The fit's budget of Nelder-Mead evaluations (:func:`~.fit.fit`); ``--quick`` takes a

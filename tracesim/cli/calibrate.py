@@ -126,6 +126,8 @@ def _show(res: CalibrationResult) -> None:
     from rich.table import Table
 
     show = Console()
+    if not show.is_terminal:  # a log file: rich's 80 columns would cut the numbers short
+        show = Console(width=max(show.width, 120))
     t = Table(title="measured vs predicted (model with the fitted profile)")
     for col in ("point", "c", "role", "mean ms", "pred", "p99 ms", "pred", "ops/s", "pred"):
         t.add_column(col, justify="right", no_wrap=True)
@@ -149,6 +151,8 @@ def _show(res: CalibrationResult) -> None:
             style=style,
         )
     show.print(t)
+    for line in res.held_out_summary():
+        show.print(f"validation: {line}", highlight=False)
     for line in res.fit.notes:
         show.print(f"note: {line}")
     fitted = ", ".join(
