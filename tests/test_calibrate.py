@@ -35,9 +35,13 @@ from tracesim.calibrate.client import (
 from tracesim.calibrate.cpu import cpu_notes, is_loopback, shared_cpu_cores
 from tracesim.calibrate.fit import (
     POOL_KEYS,
+    POOL_STEP,
     FitResult,
+    _fit_means,
     _range_error,
+    _restart_means,
     _start_pool,
+    _write_keys,
     assign_roles,
     fit,
     fit_leader,
@@ -757,12 +761,9 @@ def test_shared_cpu_fit_starts_from_etcds_counters():
     assert set(POOL_KEYS) <= set(fallback) and all(v > 0 for v in fallback.values())
 
 
-@pytest.mark.slow
-def test_shared_cpu_fit_predicts_a_model_etcd_whose_client_shares_its_cores(tmp_path):
-    # A model etcd on 2 cores shared with a client of 150 us per put: the shared-CPU fit
-    # (from the fallback start, few evaluations) predicts its held-out puts, says what it
-    # fitted, and writes a profile whose etcd has the pool.
-    truth = _model_etcd(
+def _pool_etcd() -> EtcdParams:
+    """A model etcd on 2 cores (the shared-CPU fit's tests)."""
+    return _model_etcd(
         apply_pipelined=True,
         cpu_cores=2,
         fsync_ms=0.3,
@@ -774,7 +775,11 @@ def test_shared_cpu_fit_predicts_a_model_etcd_whose_client_shares_its_cores(tmp_
         wal_cpu_us_per_entry=60.0,
         backend_commit_ms=0.5,
     )
-    client_us = 150.0
+
+
+def _pool_points(truth: EtcdParams, client_us: float) -> pd.DataFrame:
+    """Put points (400 B at 1-64 in flight, 16 kB at 1-16) measured on ``truth`` with a
+    client of ``client_us`` per put on its cores, with their fit/validate roles."""
     rows = []
     for i, (size, c) in enumerate(
         [(400, c) for c in (1, 2, 4, 8, 16, 32, 64)] + [(16_000, c) for c in (1, 2, 4, 8, 16)]
@@ -794,7 +799,16 @@ def test_shared_cpu_fit_predicts_a_model_etcd_whose_client_shares_its_cores(tmp_
                 client_cpu_us_per_request=client_us,
             )
         )
-    pts = assign_roles(pd.DataFrame(rows))
+    return assign_roles(pd.DataFrame(rows))
+
+
+@pytest.mark.slow
+def test_shared_cpu_fit_predicts_a_model_etcd_whose_client_shares_its_cores(tmp_path):
+    # A model etcd on 2 cores shared with a client of 150 us per put: the shared-CPU fit
+    # (from the fallback start, few evaluations) predicts its held-out puts, says what it
+    # fitted, and writes a profile whose etcd has the pool.
+    truth = _pool_etcd()
+    pts = _pool_points(truth, 150.0)
     base = dataclasses.replace(truth, cpu_cores=0, apply_pipelined=False)
     chosen, notes, evals = fit_leader(pts, base, max_evals=30, cpu_cores=2)
     assert chosen.base.cpu_cores == 2 and chosen.base.apply_pipelined and evals > 0
@@ -809,6 +823,26 @@ def test_shared_cpu_fit_predicts_a_model_etcd_whose_client_shares_its_cores(tmp_
     text = profile_text(FitResult(values, chosen.base, chosen.loss, evals, notes=notes), {})
     assert "cpu_cores = 2  # measured: this machine's cores" in text
     assert load_profile(str(write_profile(tmp_path / "p.toml", text))).etcd.cpu_cores == 2
+
+
+@pytest.mark.slow
+def test_shared_cpu_fit_restart_leaves_an_unfinished_optimum_and_never_ends_worse():
+    # A first pass stopped after 12 evaluations, far from converged: the restart (a fresh
+    # simplex from its best point) lowers the loss, counts its evaluations, and a restart
+    # that finds nothing better keeps the values it started from.
+    truth = _pool_etcd()
+    pts = _pool_points(truth, 150.0)
+    base = dataclasses.replace(truth, backend_commit_ms=1.0)
+    keys = _write_keys(pts, True, pool=True)
+    first = _fit_means(pts, base, 12, keys, step=POOL_STEP)
+    again = _restart_means(first, pts, 24, keys)
+    assert again.loss < first.loss
+    assert again.evals >= first.evals + 24
+    assert again.base.front_cpu_us == again.write_vals["front_cpu_us"]
+    stuck = _restart_means(again, pts, len(keys) + 1, keys)  # only the first simplex
+    assert stuck.loss <= again.loss
+    if stuck.loss == again.loss:
+        assert stuck.write_vals == again.write_vals
 
 
 def test_fit_errors_count_only_what_lies_outside_the_rounds_range():
