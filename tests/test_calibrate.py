@@ -34,6 +34,7 @@ from tracesim.calibrate.client import (
 )
 from tracesim.calibrate.cpu import cpu_notes, is_loopback, shared_cpu_cores
 from tracesim.calibrate.fit import (
+    POOL_FSYNC_WAKEUP,
     POOL_KEYS,
     POOL_STEP,
     FitResult,
@@ -41,6 +42,7 @@ from tracesim.calibrate.fit import (
     _range_error,
     _restart_means,
     _start_pool,
+    _wakeup_note,
     _write_keys,
     assign_roles,
     fit,
@@ -843,6 +845,25 @@ def test_shared_cpu_fit_restart_leaves_an_unfinished_optimum_and_never_ends_wors
     assert stuck.loss <= again.loss
     if stuck.loss == again.loss:
         assert stuck.write_vals == again.write_vals
+
+
+@pytest.mark.slow
+def test_shared_cpu_fit_keeps_the_fsync_wakeup_when_etcd_waits_for_a_core():
+    # A model etcd whose raft waits behind the front work after each fdatasync: the plain
+    # first pass cannot reproduce its 16 kB puts in flight; the restart with the wait (from
+    # the plain optimum) fits them better, so the fit keeps it, and says so.
+    truth = dataclasses.replace(_pool_etcd(), **POOL_FSYNC_WAKEUP)
+    pts = _pool_points(truth, 150.0)
+    base = dataclasses.replace(truth, backend_commit_ms=1.0, fsync_wakeup_front_ratio=0.0)
+    keys = _write_keys(pts, True, pool=True)
+    plain = _fit_means(pts, base, 40, keys, step=POOL_STEP)
+    waits = _restart_means(plain, pts, 30, keys, model=POOL_FSYNC_WAKEUP)
+    assert waits.loss < plain.loss
+    assert waits.base.fsync_wakeup_front_ratio == POOL_FSYNC_WAKEUP["fsync_wakeup_front_ratio"]
+    assert _wakeup_note(waits.base, plain.loss, waits.loss).startswith("fsync wakeup: raft")
+    # Not kept: the plain path (ratio 0) goes on, and the note says so.
+    assert plain.base.fsync_wakeup_front_ratio == 0.0
+    assert "not kept" in _wakeup_note(plain.base, plain.loss, plain.loss)
 
 
 def test_fit_errors_count_only_what_lies_outside_the_rounds_range():

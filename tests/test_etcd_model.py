@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from tracesim.models.etcd import REASONS, EtcdModel, PsServer
 from tracesim.models.params import EtcdParams
+from tracesim.models.timers import call_later
 
 
 def closed_loop(n_clients: int, span_s: float = 0.3, warm_s: float = 0.1, **params):
@@ -1035,6 +1036,67 @@ def test_cpu_pool_slows_every_stage_as_it_fills():
     # Without the pool, the same work as plain delays does not contend at all.
     thr_free, _, _, _ = _stage_loop(32, cpu_cores=0, **kw)
     assert thr_free > thr2
+
+
+def _two_puts_on_the_pool(**params) -> dict[str, float]:
+    """Put ``a`` (an empty value: 100 us of front work) at t = 0 and put ``b`` (16 kB: 1 ms
+    of front work) at 150 us on a 2-core pool; each put's latency (s)."""
+    p = dataclasses.replace(
+        EtcdParams(),
+        apply_pipelined=True,
+        cpu_cores=2,
+        client_rtt_ms=0.0,
+        peer_rtt_ms=0.0,
+        fsync_ms=0.2,
+        front_cpu_us=100.0,
+        front_cpu_ns_per_byte=900e3 / 16_000,  # b's front work: 100 + 900 us
+        apply_us_per_request=50.0,
+        ns_per_byte=0.0,
+        backend_commit_ms=0.0,
+        **params,
+    )
+    env = simpy.Environment()
+    etcd = EtcdModel(env, p)
+    lat: dict[str, float] = {}
+
+    def put(name: str, size: float) -> None:
+        etcd.submit_writes(
+            "create", "kv", [name], np.array([size]), lambda la, _r, _m: lat.update({name: la[0]})
+        )
+
+    put("a", 0.0)
+    call_later(env, 150e-6, put, "b", 16_000.0)
+    env.run(until=0.1)
+    return lat
+
+
+def test_fsync_wakeup_waits_behind_the_outstanding_front_work():
+    # a: front 0-100 us, fdatasync 100-300 us, then raft's CPU and its apply (50 us). At
+    # 300 us b's front work (1 ms from 150 us, on its own core) has 850 us to go.
+    assert EtcdParams().fsync_wakeup_front_ratio == 0.0
+    plain = _two_puts_on_the_pool()
+    assert plain["a"] == pytest.approx(350e-6, rel=1e-9)
+    # Waiting behind it: ratio x 850 us of work, at most fsync_wakeup_max_ms, before a's
+    # apply (both jobs have a core each, so the wait runs at full speed).
+    half = _two_puts_on_the_pool(fsync_wakeup_front_ratio=0.5, fsync_wakeup_max_ms=10.0)
+    assert half["a"] == pytest.approx((300 + 425 + 50) * 1e-6, rel=1e-9)
+    capped = _two_puts_on_the_pool(fsync_wakeup_front_ratio=3.0, fsync_wakeup_max_ms=0.6)
+    assert capped["a"] == pytest.approx((300 + 600 + 50) * 1e-6, rel=1e-9)
+    # b's own fdatasync finds no front work outstanding: it waits for nothing.
+    assert half["b"] - plain["b"] < half["a"] - plain["a"]
+    assert _two_puts_on_the_pool(fsync_wakeup_front_ratio=3.0, fsync_wakeup_max_ms=0.0) == plain
+
+
+def test_fsync_wakeup_slows_large_puts_in_flight_and_leaves_a_lone_one():
+    kw = dict(apply_pipelined=True, cpu_cores=2, **_POOL, front_cpu_ns_per_byte=20.0)
+    wait = dict(fsync_wakeup_front_ratio=3.0, fsync_wakeup_max_ms=1.5)
+    # One put in flight: its front work is done before its fdatasync, nothing to wait for.
+    assert _stage_loop(1, **kw, **wait)[:3] == _stage_loop(1, **kw)[:3]
+    # Eight 16 kB puts (320 us of front work each): the WAL stage waits behind them, so
+    # each batch takes longer, carries more puts, and the puts take longer.
+    thr0, lat0, batch0, _ = _stage_loop(8, size_bytes=16_000.0, **kw)
+    thr1, lat1, batch1, _ = _stage_loop(8, size_bytes=16_000.0, **kw, **wait)
+    assert lat1 > 1.1 * lat0 and thr1 < thr0 and batch1 > batch0
 
 
 def test_cpu_spread_is_deterministic_keeps_the_mean_and_leaves_the_other_draws():

@@ -248,15 +248,24 @@ class PsServer:
         self._advance()
         return self._busy_area
 
-    def submit(self, service_s: float, on_done: Callable[[float], Any] | None = None) -> None:
+    def submit(self, service_s: float, on_done: Callable[[float], Any] | None = None) -> float:
         """A job needing ``service_s`` s of one core; ``on_done(0.0)`` when it is done (a
-        processor-sharing job never waits, it only runs slower)."""
+        processor-sharing job never waits, it only runs slower). Returns its finish tag: the
+        job is done when :meth:`work_done_s` reaches it."""
         self._advance()
         self._seq += 1
-        heapq.heappush(self._heap, (self._v + service_s, self._seq, on_done))
+        tag = self._v + service_s
+        heapq.heappush(self._heap, (tag, self._seq, on_done))
         self._schedule()
         if self._pauses is not None:
             self._arm_pause()
+        return tag
+
+    def work_done_s(self) -> float:
+        """Work (s of one core) each job present since the start has received: a job is done
+        when this reaches its tag (:meth:`submit`)."""
+        self._advance()
+        return self._v
 
     def _schedule(self) -> None:
         self._gen += 1
@@ -448,6 +457,8 @@ class EtcdModel:
         self.cpu: PsServer | None = (
             PsServer(env, p.cpu_cores, name="etcd-cpu") if p.cpu_cores else None
         )
+        #: The latest finish tag of the puts' front work on the pool (fsync_wakeup_*).
+        self._front_tag = 0.0
         self._sigma_cpu = math.sqrt(math.log1p(p.cpu_cv_ratio**2))
         # Spawned after the others, and only when used, so that no other stream moves.
         self._cpu_rng = self._rng.spawn(1)[0] if self.cpu is not None and p.cpu_cv_ratio else None
@@ -637,7 +648,8 @@ class EtcdModel:
         if self.cpu is not None:
             work_s = len(w.sizes) * self._front_cpu_s + w.total_bytes * self._front_cpu_s_per_byte
             if work_s > 0:
-                self.run_on_cpu(work_s, lambda _wait: self._join(w))
+                tag = self.run_on_cpu(work_s, lambda _wait: self._join(w))
+                self._front_tag = max(self._front_tag, tag)
                 return
         self._join(w)
 
@@ -645,13 +657,13 @@ class EtcdModel:
         self._pending.append(w)
         self._kick()
 
-    def run_on_cpu(self, work_s: float, on_done: Callable[[float], Any]) -> None:
+    def run_on_cpu(self, work_s: float, on_done: Callable[[float], Any]) -> float:
         """A job of ``work_s`` s of one core on the CPU pool (``cpu_cores`` > 0), times its
-        lognormal spread; ``on_done(0.0)`` when done."""
+        lognormal spread; ``on_done(0.0)`` when done. Returns its finish tag on the pool."""
         assert self.cpu is not None
         if self._cpu_rng is not None:
             work_s *= self._cpu_spread()
-        self.cpu.submit(work_s, on_done)
+        return self.cpu.submit(work_s, on_done)
 
     def _cpu_spread(self) -> float:
         """A CPU job's lognormal multiplier (mean 1, log-sd from ``cpu_cv_ratio``)."""
@@ -801,10 +813,24 @@ class EtcdModel:
         p = self.p
         n = sum(len(w.sizes) for w in batch)
         work_s = (p.wal_cpu_us_per_batch + n * p.wal_cpu_us_per_entry) / 1e6
+        if p.fsync_wakeup_front_ratio > 0:
+            work_s += self._fsync_wakeup_s()
         if work_s > 0:
             self.run_on_cpu(work_s, lambda _wait: then(*args))
         else:
             then(*args)
+
+    def _fsync_wakeup_s(self) -> float:
+        """Work (s of one core) standing for raft's goroutine waiting for a core after its
+        fdatasync: ``fsync_wakeup_front_ratio`` x the puts' front work still outstanding on
+        the pool, at most ``fsync_wakeup_max_ms`` (its lognormal spread then applies with
+        the rest of the job)."""
+        assert self.cpu is not None
+        behind_s = self._front_tag - self.cpu.work_done_s()
+        if behind_s <= 1e-12:  # the pool's tolerance for a finished job (PsServer._finish)
+            return 0.0
+        p = self.p
+        return min(p.fsync_wakeup_front_ratio * behind_s, p.fsync_wakeup_max_ms / 1e3)
 
     def _end_wal(self, batch: list[_Writes], apply_s: float) -> None:
         self._wal_busy = False

@@ -262,6 +262,28 @@ class EtcdParams:
         "reading of tracesim calibrate etcd runs (~0.12-0.14 ms per 400 B entry on a 2-core "
         "machine); 0 (default) = none",
     )
+    fsync_wakeup_front_ratio: float = _p(
+        0.0,
+        "ratio",
+        "with cpu_cores: after a batch's fdatasync, raft's goroutine waits for a core behind "
+        "the puts' front work (front_cpu_*) already on the pool: this multiple of that "
+        "outstanding front work (at most fsync_wakeup_max_ms) is added to the WAL stage's "
+        "CPU job. Go's runtime.exitsyscall puts a goroutine that finds no idle processor on "
+        "the global run queue, behind the runnable request goroutines; etcd's own "
+        "wal_fsync_duration_seconds (which ends when the goroutine runs again) grows from "
+        "0.21-0.32 ms with one put in flight to 1.0-1.6 ms for 16 kB puts at 8-256, while a "
+        "plain fdatasync under CPU load stays at 0.2-0.3 ms (docs/validation.md, 'Tenth "
+        "session'); tracesim calibrate etcd uses 3; 0 (default) = no wait",
+        minimum=0.0,
+    )
+    fsync_wakeup_max_ms: float = _p(
+        1.5,
+        "ms",
+        "with fsync_wakeup_front_ratio: the longest such wait, etcd's mean fdatasync at "
+        "saturation less a lone put's in our calibration runs (1.2-1.7 ms for puts up to "
+        "16 kB on a 2-core machine; docs/validation.md, 'Tenth session')",
+        minimum=0.0,
+    )
     cpu_cv_ratio: float = _p(
         0.0,
         "ratio",
