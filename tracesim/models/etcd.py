@@ -68,9 +68,12 @@ Mechanisms (sources in :class:`~tracesim.models.params.EtcdParams` and docs/mode
   fdatasync, the peer round and the maintenance stay delays. Jobs in flight share the
   cores, so every stage slows as the pool fills; each job's work is multiplied by a
   lognormal draw (mean 1, CV ``cpu_cv_ratio``) from a stream of its own, and the whole pool
-  can pause (``cpu_pause_per_s``, ``cpu_pause_ms``; :meth:`PsServer.set_pauses`). A calibration's
-  replay also runs its client on the pool (:mod:`tracesim.calibrate.validate`). 0 (the
-  default): no pool, the model as above.
+  can pause (``cpu_pause_per_s``, ``cpu_pause_ms``; :meth:`PsServer.set_pauses`). After
+  its fdatasync raft's goroutine can wait for a core behind the front work still on the
+  pool (``fsync_wakeup_front_ratio`` x that work, at most ``fsync_wakeup_max_ms``, added to
+  the WAL stage's job: Go queues a goroutine leaving a system call behind the runnable
+  ones when no processor is idle). A calibration's replay also runs its client on the
+  pool (:mod:`tracesim.calibrate.validate`). 0 (the default): no pool, the model as above.
 
 The hot path is callback-driven (no SimPy process per request): :meth:`EtcdModel.submit_writes`
 takes a whole group of writes with numpy arrays and reports through one callback. For SimPy

@@ -271,9 +271,10 @@ class EtcdParams:
         "CPU job. Go's runtime.exitsyscall puts a goroutine that finds no idle processor on "
         "the global run queue, behind the runnable request goroutines; etcd's own "
         "wal_fsync_duration_seconds (which ends when the goroutine runs again) grows from "
-        "0.21-0.32 ms with one put in flight to 1.0-1.6 ms for 16 kB puts at 8-256, while a "
-        "plain fdatasync under CPU load stays at 0.2-0.3 ms (docs/validation.md, 'Tenth "
-        "session'); tracesim calibrate etcd uses 3; 0 (default) = no wait",
+        "0.31-0.35 ms with one 16 kB put in flight to 0.8-1.0 ms at 8 and 1.1-1.5 ms at 256 "
+        "(five runs), while a plain fdatasync under CPU load stays at 0.2-0.3 ms "
+        "(docs/validation.md, 'Tenth session'); tracesim calibrate etcd tries 3 and keeps "
+        "it if it fits the puts better; 0 (default) = no wait",
         minimum=0.0,
     )
     fsync_wakeup_max_ms: float = _p(
