@@ -864,6 +864,11 @@ def test_shared_cpu_fit_keeps_the_fsync_wakeup_when_etcd_waits_for_a_core():
     # Not kept: the plain path (ratio 0) goes on, and the note says so.
     assert plain.base.fsync_wakeup_front_ratio == 0.0
     assert "not kept" in _wakeup_note(plain.base, plain.loss, plain.loss)
+    # The profile says the values were held, not measured.
+    values = {"cpu_cores": 2, **POOL_FSYNC_WAKEUP, **waits.write_vals}
+    text = profile_text(FitResult(values, waits.base, waits.loss, waits.evals), {})
+    assert "fsync_wakeup_front_ratio = 3.0  # held: 3 or 0, whichever fits" in text
+    assert "fsync_wakeup_max_ms = 1.5  # held: not fitted" in text
 
 
 def test_fit_errors_count_only_what_lies_outside_the_rounds_range():
