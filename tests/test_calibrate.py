@@ -867,7 +867,7 @@ def test_shared_cpu_fit_keeps_the_fsync_wakeup_when_etcd_waits_for_a_core():
     # The profile says the values were held, not measured.
     values = {"cpu_cores": 2, **POOL_FSYNC_WAKEUP, **waits.write_vals}
     text = profile_text(FitResult(values, waits.base, waits.loss, waits.evals), {})
-    assert "fsync_wakeup_front_ratio = 3.0  # held: 3 or 0, whichever fits" in text
+    assert "fsync_wakeup_front_ratio = 3  # held: 3 or 0, whichever fits" in text
     assert "fsync_wakeup_max_ms = 1.5  # held: not fitted" in text
 
 
