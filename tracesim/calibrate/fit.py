@@ -70,8 +70,9 @@ units):
   CPU per put) on the same pool. ``fsync_ms`` is etcd's own fdatasync of a lone put (its
   counters), not fitted; :data:`POOL_KEYS` (front, raft and apply CPU per put, per byte and
   per batch) are fitted as the writes above, from a start the counters give
-  (:func:`_start_pool`), restarted once from their optimum (:func:`_restart_means`), then
-  the spread with a CV per CPU job (``cpu_cv_ratio``) in the apply stalls' place. On a
+  (:func:`_start_pool`), restarted once from their optimum with raft's wait for a core
+  after each fdatasync (:func:`_restart_means`, :data:`POOL_FSYNC_WAKEUP`; kept if it fits
+  better), then the spread with a CV per CPU job (``cpu_cv_ratio``) in the apply stalls' place. On a
   machine whose cores etcd shares, the CPU is what saturates, and a model whose stages are
   plain delays fits it only with a WAL stage standing for all of raft's work
   (docs/validation.md, "A shared CPU pool").
@@ -974,8 +975,9 @@ def _fit_pool(
     """The shared-CPU write path (:func:`fit_leader` with ``cpu_cores``): the pipelined
     leader, its CPU work on a pool of ``cores``, fitted from the counters' start
     (:func:`_start_pool`) with :data:`POOL_EVALS_FACTOR` x ``max_evals`` evaluations and
-    restarted once from its optimum (:func:`_restart_means`, ``max_evals`` more), then its
-    spread (:data:`POOL_SPREAD_KEYS`) and the means again."""
+    restarted once from its optimum with the fsync wakeup (:func:`_restart_means` with
+    :data:`POOL_FSYNC_WAKEUP`, ``max_evals`` more; the lower loss decides whether it stays),
+    then its spread (:data:`POOL_SPREAD_KEYS`) and the means again."""
     base = dataclasses.replace(
         base,
         apply_pipelined=True,
