@@ -491,6 +491,72 @@ def test_read_spread_is_deterministic_keeps_the_mean_and_widens_the_tail():
     assert np.percentile(a, 99) > 1.5 * np.percentile(flat, 99)
 
 
+def test_read_spread_multiplies_the_fixed_part_not_the_scan():
+    # A read's spread multiplies its fixed handling; a long range's per-object scan (a sum
+    # of many like steps) stays: no 1,000-key range is faster than its scan alone.
+    p = dataclasses.replace(
+        EtcdParams(),
+        client_rtt_ms=0.0,
+        read_concurrency=1,
+        read_sharing="ps",
+        range_base_us=100.0,
+        range_us_per_object=10.0,
+        range_ns_per_byte=0.0,
+        read_cv_ratio=1.0,
+    )
+    env = simpy.Environment()
+    etcd = EtcdModel(env, p, np.random.default_rng(1))
+    lat: list[float] = []
+
+    def client():
+        for _ in range(2000):
+            lat.append((yield etcd.range(1000, 0, linearizable=False)).latency_s)
+
+    env.process(client())
+    env.run()
+    scan_s = 1000 * 10e-6
+    assert min(lat) >= scan_s
+    assert np.mean(lat) == pytest.approx(scan_s + 100e-6, rel=0.02)  # mean-one multiplier
+    assert max(lat) > scan_s + 300e-6  # the fixed part does spread
+
+
+def _paused_gets(clients: int, **kw) -> np.ndarray:
+    p = dataclasses.replace(
+        EtcdParams(),
+        client_rtt_ms=0.0,
+        read_concurrency=1,
+        read_sharing="ps",
+        range_base_us=100.0,
+        range_us_per_object=0.0,
+        range_ns_per_byte=0.0,
+        **kw,
+    )
+    return _closed_loop_gets(p, clients, 4000 // clients, 2)
+
+
+def test_read_pauses_need_enough_reads_in_progress():
+    # Pauses of 2 ms at 200 per second while at least 2 reads are on the workers: a lone
+    # client's gets never meet one; 4 clients with no round trip keep 4 reads on them, and
+    # each second of work meets 200 pauses: 0.4 s more (Poisson, exponential durations).
+    pauses = dict(read_pause_per_s=200.0, read_pause_ms=2.0, read_pause_min_reads=2)
+    lone, lone_paused = _paused_gets(1), _paused_gets(1, **pauses)
+    assert np.array_equal(lone, lone_paused)
+    four, four_paused = _paused_gets(4), _paused_gets(4, **pauses)
+    assert np.mean(four_paused) / np.mean(four) == pytest.approx(1.4, abs=0.15)
+    assert np.percentile(four_paused, 99) > np.percentile(four, 99) + 1.5e-3
+    # With the default (1 read is enough) the lone client's gets are paused too.
+    lone_any = _paused_gets(1, read_pause_per_s=200.0, read_pause_ms=2.0)
+    assert np.percentile(lone_any, 99.9) > np.percentile(lone, 99.9) + 1e-3
+
+
+def test_read_pauses_need_processor_sharing():
+    p = dataclasses.replace(
+        EtcdParams(), read_sharing="fcfs", read_pause_per_s=10.0, read_pause_ms=1.0
+    )
+    with pytest.raises(ValueError, match="read_sharing"):
+        EtcdModel(simpy.Environment(), p)
+
+
 def test_read_spread_does_not_shift_the_write_draws():
     # Reads draw from their own stream: the same writes get the same spread with or without
     # reads in between (common random numbers across scenarios).

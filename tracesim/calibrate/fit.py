@@ -28,10 +28,15 @@ units):
   the loss below :data:`FRONT_MIN_GAIN` of the plain path's. A measured get throughput that
   rises ~25% per doubling from 1 to 16 in flight is what two stages in tandem, one amortising
   its wakeups over the reads taken together, produce; one station behind a fixed delay
-  saturates by 2-4 in flight. Then ``read_index_us`` (a linearizable read's extra CPU on
-  the workers; a grid over fractions of the get's service time, ``peer_rtt_ms`` taking the
-  rest of the single-client difference) from the fit linearizable gets, kept if it brings
-  their loss below :data:`READ_INDEX_MIN_GAIN` of the loss without it.
+  saturates by 2-4 in flight. Then, when etcd shared the machine's cores with the client,
+  **pauses** of the read workers (:func:`_fit_read_pauses`: ``read_pause_per_s`` while as
+  many reads as those cores are in progress, ``read_pause_ms``, with ``read_cv_ratio``
+  refitted) against the fit gets and single-client ranges, kept if they bring the loss
+  below :data:`READ_PAUSE_MIN_GAIN` of the path without. Then ``read_index_us`` (a
+  linearizable read's extra CPU on the workers; a grid over fractions of the get's service
+  time, ``peer_rtt_ms`` taking the rest of the single-client difference) from the fit
+  linearizable gets, kept if it brings their loss below :data:`READ_INDEX_MIN_GAIN` of the
+  loss without it.
 - **writes** (simulation): ``fsync_ms``, ``apply_us_per_request``, ``ns_per_byte`` and
   ``backend_commit_ms`` minimise the squared log errors of mean latency and throughput of the
   model's replay of the write points used for fitting, by Nelder-Mead in log space from a
@@ -150,6 +155,18 @@ READ_INDEX_MIN_GAIN = 0.8
 #: A fitted front stage costing less than this share of the saturated per-read time is not
 #: kept: it changes nothing a replay would notice.
 FRONT_MIN_SHARE = 0.05
+#: Pauses of the read workers (``read_pause_per_s``, ``read_pause_ms``), fitted with
+#: ``read_cv_ratio`` by Nelder-Mead in log space from :data:`READ_PAUSE_STARTS` (CV as a
+#: fraction of the plain fit's, pauses per second, mean pause in ms), each fit read
+#: replayed with :data:`READ_PAUSE_REQUESTS` requests (a pause tail of 1-4% of the reads is
+#: noise in 400); kept if the fit reads' loss falls below :data:`READ_PAUSE_MIN_GAIN` of the
+#: plain path's at the same request count. At most :data:`READ_PAUSE_MAX_SHARE` of the
+#: workers' time may be paused.
+READ_PAUSE_STARTS = ((0.3, 30.0, 2.0), (0.5, 100.0, 1.0))
+READ_PAUSE_REQUESTS = 2000
+READ_PAUSE_EVALS = 50
+READ_PAUSE_MIN_GAIN = 0.7
+READ_PAUSE_MAX_SHARE = 0.5
 #: The shared-CPU write path (:func:`fit_leader` with ``cpu_cores``): the pipelined leader
 #: with every piece of a put's CPU work on a pool of cores (``EtcdParams.cpu_cores``) and the
 #: fdatasync as the disk's delay. Its write fit adjusts these (with ~1 MB puts among the fit
@@ -312,11 +329,16 @@ def _range_error(predicted: float, row: pd.Series, metric: str) -> float:
 
 
 def fit_reads(
-    points: pd.DataFrame, base: EtcdParams, *, front: bool = True
+    points: pd.DataFrame, base: EtcdParams, *, front: bool = True, shared_cores: int = 0
 ) -> tuple[dict[str, Any], list[str]]:
     """Read parameters (see the module docstring); (values, notes). ``front``: also try the
-    read path with a serial front stage (``read_front_us``, ``read_wakeup_us``)."""
+    read path with a serial front stage (``read_front_us``, ``read_wakeup_us``);
+    ``shared_cores`` > 0: etcd shared that many cores with the calibration's client, and
+    pauses of the read workers while that many reads or more are on them are tried too
+    (:func:`_fit_read_pauses`)."""
     notes: list[str] = []
+    # Pauses are this fit's own choice (and pause only processor-sharing workers).
+    base = dataclasses.replace(base, read_pause_per_s=0.0, read_pause_ms=0.0)
     fit = points[(points["phase"] == "read") & (points["role"] == "fit")]
     gets = fit[(fit["op"] == "get") & (fit["consistency"] == "serializable")]
     if gets.empty:
@@ -436,6 +458,13 @@ def fit_reads(
                 f"over {values['read_concurrency']} worker(s) (loss {front_err:.3g} vs {err:.3g} "
                 "without)"
             )
+    if shared_cores > 0 and has_p50 and len(rows) >= 3 and values["read_sharing"] == "ps":
+        # The single-client ranges too: their tails say how rarely a lone read is paused.
+        reads = rows + [row for _, row in ranges.iterrows()]
+        paused = _fit_read_pauses(base, values, fixed_us(values), reads, shared_cores)
+        if paused is not None:
+            values, note = paused
+            notes.append(note)
     lin_rows = [
         row
         for _, row in fit[(fit["op"] == "get") & (fit["consistency"] == "linearizable")]
@@ -488,6 +517,82 @@ def _fit_read_index(
         f"over {len(rows)} fit linearizable gets)"
     )
     return {**values, "read_index_us": grid[best], "peer_rtt_ms": p.peer_rtt_ms}, note
+
+
+def _fit_read_pauses(
+    base: EtcdParams,
+    plain: dict[str, Any],
+    fixed_us: float,
+    rows: list[pd.Series],
+    min_reads: int,
+) -> tuple[dict[str, Any], str] | None:
+    """Pauses of the processor-sharing read workers (``read_pause_per_s`` while at least
+    ``min_reads`` reads are on them, ``read_pause_ms`` mean) with ``read_cv_ratio``
+    refitted: Nelder-Mead in log space from :data:`READ_PAUSE_STARTS`, the workers' service
+    time scaled by the unpaused share of their time so that the saturated throughput stays
+    the plain fit's. Why: on 2 cores shared with the client, gets have almost no tail at 1
+    in flight and a tail of 2-5 ms on 2-4% of them from 4 in flight: the client's thread and
+    etcd's serving threads outnumber the cores once as many reads as cores are in progress,
+    and a thread then waits out another's CFS slice. One lognormal spread per read fits
+    neither, and its compromise over-predicts the tails at 1-2 in flight and of the ranges.
+    ``min_reads``: the cores etcd shares with the client (fitting it as a fourth parameter
+    took 1 on one of two runs and over-fitted: docs/validation.md, "Eleventh session").
+    ``rows``: the fit serializable reads (the gets and the single-client ranges, whose
+    small tails say how rarely a lone read is paused), each replayed with
+    :data:`READ_PAUSE_REQUESTS` requests; the loss is their mean squared log error of mean,
+    p99 and throughput (:func:`_range_error`). Returns (values, note) if it falls below
+    :data:`READ_PAUSE_MIN_GAIN` of the plain path's, else None."""
+    service_us = float(plain["range_base_us"]) + fixed_us
+    cv0 = max(0.05, float(plain["read_cv_ratio"]))
+
+    def values_of(x: np.ndarray) -> dict[str, Any] | None:
+        cv, rate, pause_ms = (float(v) for v in np.exp(x))
+        share = rate * pause_ms / 1e3
+        if share > READ_PAUSE_MAX_SHARE:
+            return None
+        return {
+            **plain,
+            "range_base_us": max(0.0, service_us * (1.0 - share) - fixed_us),
+            "read_cv_ratio": float(np.clip(cv, 0.0, 4.0)),
+            "read_pause_per_s": rate,
+            "read_pause_ms": pause_ms,
+            "read_pause_min_reads": min_reads,
+        }
+
+    def loss_of(trial: EtcdParams) -> float:
+        err = 0.0
+        for row in rows:
+            sim = simulate_point(trial, row, READ_PAUSE_REQUESTS)
+            for metric in ("mean_ms", "p99_ms", "throughput_per_s"):
+                err += _range_error(getattr(sim, metric), row, metric) ** 2
+        return err / len(rows)
+
+    plain_err = loss_of(dataclasses.replace(base, **plain))
+
+    def loss(x: np.ndarray) -> float:
+        vals = values_of(x)
+        if vals is None:
+            return 100.0 + float(np.sum(x))
+        return loss_of(dataclasses.replace(base, **vals))
+
+    best: tuple[float, np.ndarray] | None = None
+    for cv_frac, rate, pause_ms in READ_PAUSE_STARTS:
+        x0 = np.log([cv0 * cv_frac, rate, pause_ms])
+        xs, e, _evals = _nelder_mead(loss, x0, step=0.5, max_evals=READ_PAUSE_EVALS)
+        if best is None or e < best[0]:
+            best = (e, xs)
+    assert best is not None
+    err, x = best
+    vals = values_of(x)
+    if vals is None or err > READ_PAUSE_MIN_GAIN * plain_err:
+        return None
+    note = (
+        f"reads: the read workers pause {vals['read_pause_per_s']:.3g} times per second "
+        f"while {vals['read_pause_min_reads']} or more reads are on them, for "
+        f"{vals['read_pause_ms']:.3g} ms, read_cv_ratio {vals['read_cv_ratio']:.3g} "
+        f"(loss {err:.3g} vs {plain_err:.3g} without over {len(rows)} fit reads)"
+    )
+    return vals, note
 
 
 def _fit_read_front(
@@ -1103,7 +1208,7 @@ def fit(
     calibration's replay with the client's measured CPU (``pipelined`` ignored). The choice
     is in the notes and in the values (so the profile records it)."""
     base = base or EtcdParams()
-    read_vals, notes = fit_reads(points, base)
+    read_vals, notes = fit_reads(points, base, shared_cores=cpu_cores)
     base = dataclasses.replace(base, **read_vals)
     chosen, leader_notes, evals = fit_leader(
         points, base, max_evals=max_evals, pipelined=pipelined, cpu_cores=cpu_cores
@@ -1204,6 +1309,10 @@ def profile_text(
         "read_front_us": "read fit: serial front stage per read (client event loop, gateway)",
         "read_wakeup_us": "read fit: front stage per wakeup (shared by the reads it takes)",
         "read_index_us": "read fit: linearizable vs serializable gets under load",
+        "read_pause_per_s": "read fit: the gets' tails at 4+ in flight (pauses per second "
+        "while read_pause_min_reads or more reads are on the workers)",
+        "read_pause_ms": "read fit: the gets' tails at 4+ in flight (mean pause)",
+        "read_pause_min_reads": "the cores etcd shared with the calibration's client",
         "cpu_cores": "this machine's cores, shared by etcd and the calibration's client "
         "(a replay gives etcd them alone)",
         "fsync_wakeup_front_ratio": "held: 3 or 0, whichever fits the puts better (CPU pool): "

@@ -49,15 +49,19 @@ Mechanisms (sources in :class:`~tracesim.models.params.EtcdParams` and docs/mode
   does, and defrag blocks the member (writes and reads wait).
 - **Reads.** Served by ``read_concurrency`` workers (``read_sharing``: a FIFO queue,
   :class:`~tracesim.models.queueing.FcfsServer`, or processor sharing, :class:`PsServer`)
-  at ``range_base_us + range_us_per_object * scanned + range_ns_per_byte * returned``, times
-  a lognormal multiplier (mean 1, CV ``read_cv_ratio``; 0 = none drawn) from a stream spawned
-  from ``rng`` (so reads do not shift the write path's draws); a linearizable read first waits
-  one read-index round (``peer_rtt_ms``) and costs ``read_index_us`` more on the read
-  workers, a serializable one not. With ``read_front_us`` or
-  ``read_wakeup_us`` above 0 every read first passes a serial stage (:class:`WakeupServer`:
-  one worker that takes up all waiting reads per wakeup, ``read_wakeup_us`` per wakeup plus
-  ``read_front_us`` per read), a client event loop / gateway whose cost per read falls as
-  reads arrive together; 0 (the default): no such stage.
+  at ``range_base_us + range_us_per_object * scanned + range_ns_per_byte * returned``, its
+  fixed part ``range_base_us`` (and ``read_index_us``) times a lognormal multiplier (mean 1,
+  CV ``read_cv_ratio``; 0 = none drawn) from a stream spawned from ``rng`` (so reads do not
+  shift the write path's draws); a linearizable read first waits one read-index round
+  (``peer_rtt_ms``) and costs ``read_index_us`` more on the read workers, a serializable one
+  not. With ``read_sharing`` ``ps`` the workers can pause (``read_pause_per_s`` while at
+  least ``read_pause_min_reads`` reads are on them, ``read_pause_ms`` each): the time
+  etcd's threads wait for a core when more threads are runnable than there are cores.
+  With ``read_front_us`` or ``read_wakeup_us`` above 0 every read first passes a serial
+  stage (:class:`WakeupServer`: one worker that takes up all waiting reads per wakeup,
+  ``read_wakeup_us`` per wakeup plus ``read_front_us`` per read), a client event loop /
+  gateway whose cost per read falls as reads arrive together; 0 (the default): no such
+  stage.
 - **A shared CPU pool** (``cpu_cores`` > 0; what ``tracesim calibrate etcd`` fits when etcd
   runs on the calibration's machine): the write path's CPU work runs
   as jobs on a processor-sharing pool of ``cpu_cores`` cores (:class:`PsServer`) instead of
@@ -191,27 +195,34 @@ class PsServer:
         self._paused = False
         self._pauses: tuple[float, float, UniformRows] | None = None
         self._pause_pending = False
+        self._pause_gen = 0  # invalidates a pending pause when too few jobs are left
+        self._pause_min_jobs = 1
 
-    def set_pauses(self, rate_per_s: float, mean_s: float, rng: np.random.Generator) -> None:
-        """Pause the whole server at Poisson times (``rate_per_s`` while it has work; idle
-        time draws none, which for a memoryless process changes no job's latency) for
-        exponential durations (mean ``mean_s``): no job progresses during a pause. Two
-        uniforms from ``rng`` per pause (:class:`UniformRows`: common random numbers)."""
+    def set_pauses(
+        self, rate_per_s: float, mean_s: float, rng: np.random.Generator, min_jobs: int = 1
+    ) -> None:
+        """Pause the whole server at Poisson times (``rate_per_s`` while it holds at least
+        ``min_jobs`` jobs; a pending pause is dropped when fewer are left and a fresh one
+        drawn when enough are back, exact for a memoryless process) for exponential
+        durations (mean ``mean_s``): no job progresses during a pause. Two uniforms from
+        ``rng`` per pause (:class:`UniformRows`: common random numbers)."""
         self._pauses = (rate_per_s, mean_s, UniformRows(rng, 2))
+        self._pause_min_jobs = min_jobs
         if self._heap:
             self._arm_pause()
 
     def _arm_pause(self) -> None:
-        if self._pause_pending or self._pauses is None:
+        if self._pause_pending or self._pauses is None or len(self._heap) < self._pause_min_jobs:
             return
         self._pause_pending = True
         u = self._pauses[2].next()
-        call_later(self.env, -math.log1p(-float(u[0])) / self._pauses[0], self._pause, u[1])
+        delay_s = -math.log1p(-float(u[0])) / self._pauses[0]
+        call_later(self.env, delay_s, self._pause, u[1], self._pause_gen)
 
-    def _pause(self, u: float) -> None:
-        self._pause_pending = False
-        if not self._heap:  # idle: the next job arms the next pause
+    def _pause(self, u: float, gen: int) -> None:
+        if gen != self._pause_gen:
             return
+        self._pause_pending = False
         assert self._pauses is not None
         self._advance()
         self._paused = True
@@ -287,6 +298,9 @@ class PsServer:
         while self._heap and self._heap[0][0] <= self._v + 1e-12:
             done.append(heapq.heappop(self._heap)[2])
         self.completed += len(done)
+        if self._pause_pending and len(self._heap) < self._pause_min_jobs:
+            self._pause_gen += 1  # the next job that brings enough draws a fresh pause
+            self._pause_pending = False
         self._schedule()
         for fn in done:
             if fn is not None:
@@ -467,6 +481,16 @@ class EtcdModel:
         self._cpu_rng = self._rng.spawn(1)[0] if self.cpu is not None and p.cpu_cv_ratio else None
         if self.cpu is not None and p.cpu_pause_per_s > 0 and p.cpu_pause_ms > 0:
             self.cpu.set_pauses(p.cpu_pause_per_s, p.cpu_pause_ms / 1e3, self._rng.spawn(1)[0])
+        if p.read_pause_per_s > 0 and p.read_pause_ms > 0:
+            if not isinstance(self.reads, PsServer):
+                raise ValueError("etcd.read_pause_per_s needs etcd.read_sharing = 'ps'")
+            # Its own stream, spawned last and only when used, so that no other stream moves.
+            self.reads.set_pauses(
+                p.read_pause_per_s,
+                p.read_pause_ms / 1e3,
+                self._rng.spawn(1)[0],
+                min_jobs=p.read_pause_min_reads,
+            )
         self._front_cpu_s = p.front_cpu_us / 1e6
         self._front_cpu_s_per_byte = p.front_cpu_ns_per_byte / 1e9
         self._rz = np.zeros(0)
@@ -1252,11 +1276,16 @@ class EtcdModel:
     ) -> None:
         """A range read arriving now; ``on_done(latency_s)`` when the response is back."""
         t0 = self.env.now
-        service = self.range_cost_s(objects_scanned, bytes_returned)
+        # The spread multiplies the fixed part (the request's handling, the read-index
+        # round); the per-object scan, a sum of many like steps, varies little: a 1,000-key
+        # range's p99 is 1.2-1.4x its mean in the calibration runs, where the spread the
+        # gets need (CV 0.9-1.6) on its whole cost made it 2.5-5x.
+        service = self.p.range_base_us / 1e6
         if linearizable and self._read_index_s:  # the read-index round's own CPU
             service += self._read_index_s
         if self._read_rng is not None:
             service *= self._read_multiplier()
+        service += self.range_cost_s(objects_scanned, bytes_returned) - self.p.range_base_us / 1e6
         pre_s = self._rtt_s + (self.p.peer_rtt_ms / 1e3 if linearizable else 0.0)
 
         def run_read():

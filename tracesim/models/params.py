@@ -196,6 +196,32 @@ class EtcdParams:
         "coefficient of variation of each read's service time (lognormal, mean 1: GC, "
         "scheduling, cache misses); fitted by tracesim calibrate etcd; 0 = deterministic",
     )
+    read_pause_per_s: float = _p(
+        0.0,
+        "1/s",
+        "with read_sharing ps: rate of pauses of the read workers (Poisson, per second while "
+        "read_pause_min_reads or more reads are on them): every read in progress stops for "
+        "the pause, the time etcd's "
+        "serving threads wait for a core while more threads are runnable than there are "
+        "cores (Linux CFS hands out slices of a few ms); our reading of tracesim calibrate "
+        "etcd runs (gets have almost no tail at 1-2 in flight and a tail of 2-5 ms on 2-4% "
+        "of them from 4 in flight on 2 cores, which one spread per read cannot give both); "
+        "calibrated; 0 (default) = none",
+    )
+    read_pause_ms: float = _p(
+        0.0,
+        "ms",
+        "with read_pause_per_s: mean duration of one pause of the read workers "
+        "(exponential); 0 (default) = none",
+    )
+    read_pause_min_reads: int = _p(
+        1,
+        "reads",
+        "with read_pause_per_s: the read workers pause only while at least this many reads "
+        "are on them (a thread waits out another's CPU slice only when more threads are "
+        "runnable than there are cores); calibrated; 1 (default) = whenever a read is on them",
+        minimum=1,
+    )
     read_index_us: float = _p(
         0.0,
         "us",
@@ -715,6 +741,12 @@ def load_profile(name: str = "current", overrides: Iterable[str] = ()) -> Profil
 
 def _check(profile: Profile) -> None:
     """Cross-field checks that a single value cannot express."""
+    e = profile.etcd
+    if e.read_pause_per_s > 0 and e.read_pause_ms > 0 and e.read_sharing != "ps":
+        raise TracesimError(
+            "etcd.read_pause_per_s pauses processor-sharing read workers: set "
+            "etcd.read_sharing=ps or etcd.read_pause_per_s=0"
+        )
     a = profile.apiserver
     if set(a.apf_shares) != set(a.apf_queues):
         raise TracesimError(
