@@ -177,6 +177,33 @@ def test_model_replay_runs_the_client_on_the_cpu_pool():
     )
 
 
+def test_the_clients_cpu_inside_the_round_trip_counts_once_on_the_pool():
+    # The round trip fitted from the gets (0.4 ms) holds the client's CPU per get (0.25 ms):
+    # a put whose client CPU (0.3 ms) runs on the pool keeps only the rest of it (0.15 ms).
+    pool = EtcdParams(
+        cpu_cores=2,
+        apply_pipelined=True,
+        client_rtt_ms=0.4,
+        client_rtt_cpu_us=250.0,
+        peer_rtt_ms=0.0,
+        fsync_ms=0.2,
+        front_cpu_us=100.0,
+        apply_us_per_request=50.0,
+        ns_per_byte=0.0,
+        backend_commit_ms=0.0,
+    )
+    lone = simulate_writes(pool, 1, 400, 200, client_cpu_s=300e-6)
+    assert lone.mean_ms == pytest.approx(0.15 + 0.3 + 0.1 + 0.2 + 0.05, rel=1e-6)
+    # Without the client on the pool the round trip is the whole fitted one, as in a replay.
+    alone = simulate_writes(pool, 1, 400, 200)
+    assert alone.mean_ms == pytest.approx(0.4 + 0.1 + 0.2 + 0.05, rel=1e-6)
+    # Never below zero: a client CPU above the round trip takes all of it and no more.
+    most = simulate_writes(
+        dataclasses.replace(pool, client_rtt_cpu_us=900.0), 1, 400, 200, client_cpu_s=300e-6
+    )
+    assert most.mean_ms == pytest.approx(0.3 + 0.1 + 0.2 + 0.05, rel=1e-6)
+
+
 def test_counters_are_read_from_etcds_prometheus_text():
     text = "\n".join(
         [
@@ -567,6 +594,23 @@ def test_read_fit_keeps_no_front_stage_for_a_plain_model_etcd():
     values, _notes = fit_reads(points, EtcdParams(), shared_cores=2)
     for key in ("read_front_us", "read_wakeup_us", "read_index_us", "read_pause_per_s"):
         assert values.get(key, 0.0) == 0.0, key
+
+
+@pytest.mark.slow
+def test_read_fit_records_the_clients_cpu_inside_the_round_trip():
+    truth = _model_etcd(read_concurrency=1, range_base_us=200.0, read_sharing="ps")
+    points = assign_roles(_synthetic_points(truth))
+    gets = points["op"] == "get"
+    values, _ = fit_reads(
+        points.assign(client_cpu_us_per_request=np.where(gets, 120.0, 0)), EtcdParams()
+    )
+    assert values["client_rtt_cpu_us"] == pytest.approx(120.0)
+    # At most the whole round trip (0.25 ms in the model etcd).
+    values, _ = fit_reads(points.assign(client_cpu_us_per_request=900.0), EtcdParams())
+    assert values["client_rtt_cpu_us"] == pytest.approx(values["client_rtt_ms"] * 1e3)
+    assert values["client_rtt_ms"] == pytest.approx(0.25, rel=0.1)
+    # Not measured: not set (a replay never needs it).
+    assert "client_rtt_cpu_us" not in fit_reads(points, EtcdParams())[0]
 
 
 @pytest.mark.slow

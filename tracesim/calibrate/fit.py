@@ -476,6 +476,9 @@ def fit_reads(
         if extra is not None:
             values, note = extra
             notes.append(note)
+    client_us = float(one.get("client_cpu_us_per_request", float("nan")))
+    if client_us > 0:  # the client's CPU inside the round trip, at most all of it
+        values["client_rtt_cpu_us"] = min(client_us, float(values["client_rtt_ms"]) * 1e3)
     return values, notes
 
 
@@ -1288,6 +1291,8 @@ def profile_text(
         "read_sharing": "read fit: fcfs queue or ps processor sharing, whichever fits better",
         "read_cv_ratio": "read fit (p99 of the closed-loop gets)",
         "range_base_us": "get service time - one key's cost",
+        "client_rtt_cpu_us": "the client's CPU per single-client get, at most the round trip "
+        "(a calibration replay's puts run it on the CPU pool instead)",
         "range_us_per_object": "single-client range latency over the get, per extra key",
         "fsync_ms": "write fit (model replay of the closed-loop puts)",
         "apply_us_per_request": "write fit (saturated throughput per value size)",

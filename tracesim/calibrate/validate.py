@@ -99,7 +99,13 @@ def simulate_writes(
     ``client_cpu_s``: with a CPU pool in ``params`` (``cpu_cores``), the calibration client's
     CPU per put (its measured ``client_cpu_us_per_request``), run on the pool by one client
     thread before the put reaches etcd, inside the put's latency; ignored without a pool.
+    The round trip ``client_rtt_ms`` then loses the client's CPU it already holds
+    (``client_rtt_cpu_us``), which would otherwise count twice.
     """
+    on_pool = params.cpu_cores > 0 and client_cpu_s > 0
+    if on_pool and params.client_rtt_cpu_us > 0:
+        rtt_ms = max(0.0, params.client_rtt_ms - params.client_rtt_cpu_us / 1e3)
+        params = dataclasses.replace(params, client_rtt_ms=rtt_ms)
     env = simpy.Environment()
     model = EtcdModel(env, params, np.random.default_rng(seed))
     keys = list(range(concurrency))
@@ -107,9 +113,7 @@ def simulate_writes(
     size = np.array([float(value_bytes)])
     lat: list[float] = []
     state = {"issued": 0, "warm": 0, "t0": 0.0, "last": 0.0}
-    client = (
-        _ClientThread(model, client_cpu_s) if model.cpu is not None and client_cpu_s > 0 else None
-    )
+    client = _ClientThread(model, client_cpu_s) if on_pool else None
 
     def issue(c: int) -> None:
         state["issued"] += 1

@@ -46,6 +46,14 @@ class EtcdParams:
     client_rtt_ms: float = _p(
         0.3, "ms", f"{FACTS} etcd: serializable read 0.3 ms with 1 client (our reading: mostly RTT)"
     )
+    client_rtt_cpu_us: float = _p(
+        0.0,
+        "us",
+        "the calibration client's own CPU per request inside client_rtt_ms (its measured CPU "
+        "per single-client get): a calibration replay that runs the client's CPU per put on "
+        "the CPU pool takes this out of the puts' round trip, so that it counts once; a "
+        "replay of a trace does not use it; measured by tracesim calibrate etcd; 0 (default)",
+    )
     peer_rtt_ms: float = _p(
         0.35, "ms", "our reading: calibrated so 1 client writes take ~1.6 ms (facts etcd benchmark)"
     )
