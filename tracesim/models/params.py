@@ -209,12 +209,11 @@ class EtcdParams:
         "1/s",
         "with read_sharing ps: rate of pauses of the read workers (Poisson, per second while "
         "read_pause_min_reads or more reads are on them): every read in progress stops for "
-        "the pause, the time etcd's "
-        "serving threads wait for a core while more threads are runnable than there are "
-        "cores (Linux CFS hands out slices of a few ms); our reading of tracesim calibrate "
-        "etcd runs (gets have almost no tail at 1-2 in flight and a tail of 2-5 ms on 2-4% "
-        "of them from 4 in flight on 2 cores, which one spread per read cannot give both); "
-        "calibrated; 0 (default) = none",
+        "the pause, the time etcd's serving threads wait for a core while more threads are "
+        "runnable than there are cores (Linux CFS hands out slices of a few ms); our reading "
+        "of tracesim calibrate etcd runs (on 2 cores a lone get's p99 is 1.5x its median, "
+        "and from 4 gets in flight 1-4% of them take 2-5 ms: one spread per read cannot give "
+        "both); calibrated; 0 (default) = none",
     )
     read_pause_ms: float = _p(
         0.0,
@@ -227,7 +226,8 @@ class EtcdParams:
         "reads",
         "with read_pause_per_s: the read workers pause only while at least this many reads "
         "are on them (a thread waits out another's CPU slice only when more threads are "
-        "runnable than there are cores); calibrated; 1 (default) = whenever a read is on them",
+        "runnable than there are cores); tracesim calibrate etcd sets it to the cores etcd "
+        "shared with its client; 1 (default) = whenever a read is on them",
         minimum=1,
     )
     read_index_us: float = _p(
