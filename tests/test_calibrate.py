@@ -150,18 +150,23 @@ def test_model_replay_counts_puts_per_wal_write():
     assert np.isnan(simulate_reads(p, 4, 1, 1000, 100, False).puts_per_fsync)
 
 
+#: A model etcd on a 2-core pool: a lone put costs 0.1 ms front CPU + 0.2 ms fdatasync +
+#: 0.05 ms apply CPU, and nothing else.
+_POOL_ETCD = EtcdParams(
+    cpu_cores=2,
+    apply_pipelined=True,
+    client_rtt_ms=0.0,
+    peer_rtt_ms=0.0,
+    fsync_ms=0.2,
+    front_cpu_us=100.0,
+    apply_us_per_request=50.0,
+    ns_per_byte=0.0,
+    backend_commit_ms=0.0,
+)
+
+
 def test_model_replay_runs_the_client_on_the_cpu_pool():
-    pool = EtcdParams(
-        cpu_cores=2,
-        apply_pipelined=True,
-        client_rtt_ms=0.0,
-        peer_rtt_ms=0.0,
-        fsync_ms=0.2,
-        front_cpu_us=100.0,
-        apply_us_per_request=50.0,
-        ns_per_byte=0.0,
-        backend_commit_ms=0.0,
-    )
+    pool = _POOL_ETCD
     # A lone put: the client's CPU comes first, inside its latency.
     lone = simulate_writes(pool, 1, 400, 200, client_cpu_s=300e-6)
     assert lone.mean_ms == pytest.approx(0.3 + 0.1 + 0.2 + 0.05, rel=1e-6)
@@ -180,18 +185,7 @@ def test_model_replay_runs_the_client_on_the_cpu_pool():
 def test_the_clients_cpu_inside_the_round_trip_counts_once_on_the_pool():
     # The round trip fitted from the gets (0.4 ms) holds the client's CPU per get (0.25 ms):
     # a put whose client CPU (0.3 ms) runs on the pool keeps only the rest of it (0.15 ms).
-    pool = EtcdParams(
-        cpu_cores=2,
-        apply_pipelined=True,
-        client_rtt_ms=0.4,
-        client_rtt_cpu_us=250.0,
-        peer_rtt_ms=0.0,
-        fsync_ms=0.2,
-        front_cpu_us=100.0,
-        apply_us_per_request=50.0,
-        ns_per_byte=0.0,
-        backend_commit_ms=0.0,
-    )
+    pool = dataclasses.replace(_POOL_ETCD, client_rtt_ms=0.4, client_rtt_cpu_us=250.0)
     lone = simulate_writes(pool, 1, 400, 200, client_cpu_s=300e-6)
     assert lone.mean_ms == pytest.approx(0.15 + 0.3 + 0.1 + 0.2 + 0.05, rel=1e-6)
     # Without the client on the pool the round trip is the whole fitted one, as in a replay.

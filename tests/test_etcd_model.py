@@ -491,19 +491,24 @@ def test_read_spread_is_deterministic_keeps_the_mean_and_widens_the_tail():
     assert np.percentile(a, 99) > 1.5 * np.percentile(flat, 99)
 
 
-def test_read_spread_multiplies_the_fixed_part_not_the_scan():
-    # A read's spread multiplies its fixed handling; a long range's per-object scan (a sum
-    # of many like steps) stays: no 1,000-key range is faster than its scan alone.
-    p = dataclasses.replace(
-        EtcdParams(),
+def _one_ps_read_worker(**kw) -> EtcdParams:
+    """Reads on one processor-sharing worker, 100 us each plus ``range_us_per_object``,
+    no round trip."""
+    base = dict(
         client_rtt_ms=0.0,
         read_concurrency=1,
         read_sharing="ps",
         range_base_us=100.0,
-        range_us_per_object=10.0,
+        range_us_per_object=0.0,
         range_ns_per_byte=0.0,
-        read_cv_ratio=1.0,
     )
+    return dataclasses.replace(EtcdParams(), **{**base, **kw})
+
+
+def test_read_spread_multiplies_the_fixed_part_not_the_scan():
+    # A read's spread multiplies its fixed handling; a long range's per-object scan (a sum
+    # of many like steps) stays: no 1,000-key range is faster than its scan alone.
+    p = _one_ps_read_worker(range_us_per_object=10.0, read_cv_ratio=1.0)
     env = simpy.Environment()
     etcd = EtcdModel(env, p, np.random.default_rng(1))
     lat: list[float] = []
@@ -521,17 +526,7 @@ def test_read_spread_multiplies_the_fixed_part_not_the_scan():
 
 
 def _paused_gets(clients: int, **kw) -> np.ndarray:
-    p = dataclasses.replace(
-        EtcdParams(),
-        client_rtt_ms=0.0,
-        read_concurrency=1,
-        read_sharing="ps",
-        range_base_us=100.0,
-        range_us_per_object=0.0,
-        range_ns_per_byte=0.0,
-        **kw,
-    )
-    return _closed_loop_gets(p, clients, 4000 // clients, 2)
+    return _closed_loop_gets(_one_ps_read_worker(**kw), clients, 4000 // clients, 2)
 
 
 def test_read_pauses_need_enough_reads_in_progress():
