@@ -328,6 +328,22 @@ def _range_error(predicted: float, row: pd.Series, metric: str) -> float:
     return math.log(predicted / float(row[metric]))
 
 
+def _reads_loss(
+    trial: EtcdParams, rows: list[pd.Series], requests: int, *, p99: bool = True
+) -> float:
+    """Mean over ``rows`` (read points) of the squared log errors (:func:`_range_error`) of
+    the model's mean latency, throughput and, with ``p99``, p99 latency, each point replayed
+    with at most ``requests`` requests."""
+    err = 0.0
+    for row in rows:
+        sim = simulate_point(trial, row, requests)
+        err += _range_error(sim.mean_ms, row, "mean_ms") ** 2
+        err += _range_error(sim.throughput_per_s, row, "throughput_per_s") ** 2
+        if p99:
+            err += _range_error(sim.p99_ms, row, "p99_ms") ** 2
+    return err / len(rows)
+
+
 def fit_reads(
     points: pd.DataFrame, base: EtcdParams, *, front: bool = True, shared_cores: int = 0
 ) -> tuple[dict[str, Any], list[str]]:
@@ -394,14 +410,7 @@ def fit_reads(
     rows = [row for _, row in gets.iterrows()]
 
     def loss_of(trial: EtcdParams) -> float:
-        err = 0.0
-        for row in rows:
-            sim = simulate_point(trial, row, READ_REPLAY_REQUESTS)
-            err += _range_error(sim.mean_ms, row, "mean_ms") ** 2
-            err += _range_error(sim.throughput_per_s, row, "throughput_per_s") ** 2
-            if has_p50:
-                err += _range_error(sim.p99_ms, row, "p99_ms") ** 2
-        return err / len(rows)
+        return _reads_loss(trial, rows, READ_REPLAY_REQUESTS, p99=has_p50)
 
     best: tuple[float, str, int, float] | None = None
     max_workers = min(READ_MAX_WORKERS, max(1, math.floor(lat1_s * x_sat)))
@@ -563,12 +572,7 @@ def _fit_read_pauses(
         }
 
     def loss_of(trial: EtcdParams) -> float:
-        err = 0.0
-        for row in rows:
-            sim = simulate_point(trial, row, READ_PAUSE_REQUESTS)
-            for metric in ("mean_ms", "p99_ms", "throughput_per_s"):
-                err += _range_error(getattr(sim, metric), row, metric) ** 2
-        return err / len(rows)
+        return _reads_loss(trial, rows, READ_PAUSE_REQUESTS)
 
     plain_err = loss_of(dataclasses.replace(base, **plain))
 
