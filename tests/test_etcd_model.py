@@ -525,31 +525,32 @@ def test_read_spread_multiplies_the_fixed_part_not_the_scan():
     assert max(lat) > scan_s + 300e-6  # the fixed part does spread
 
 
-def _paused_gets(clients: int, **kw) -> np.ndarray:
+def _delayed_gets(clients: int, **kw) -> np.ndarray:
     return _closed_loop_gets(_one_ps_read_worker(**kw), clients, 4000 // clients, 2)
 
 
-def test_read_pauses_need_enough_reads_in_progress():
-    # Pauses of 2 ms at 200 per second while at least 2 reads are on the workers: a lone
-    # client's gets never meet one; 4 clients with no round trip keep 4 reads on them, and
-    # each second of work meets 200 pauses: 0.4 s more (Poisson, exponential durations).
-    pauses = dict(read_pause_per_s=200.0, read_pause_ms=2.0, read_pause_min_reads=2)
-    lone, lone_paused = _paused_gets(1), _paused_gets(1, **pauses)
-    assert np.array_equal(lone, lone_paused)
-    four, four_paused = _paused_gets(4), _paused_gets(4, **pauses)
-    assert np.mean(four_paused) / np.mean(four) == pytest.approx(1.4, abs=0.15)
-    assert np.percentile(four_paused, 99) > np.percentile(four, 99) + 1.5e-3
-    # With the default (1 read is enough) the lone client's gets are paused too.
-    lone_any = _paused_gets(1, read_pause_per_s=200.0, read_pause_ms=2.0)
-    assert np.percentile(lone_any, 99.9) > np.percentile(lone, 99.9) + 1e-3
-
-
-def test_read_pauses_need_processor_sharing():
-    p = dataclasses.replace(
-        EtcdParams(), read_sharing="fcfs", read_pause_per_s=10.0, read_pause_ms=1.0
+@pytest.mark.parametrize("sharing", ["ps", "fcfs"])
+def test_read_delays_need_enough_reads_at_the_workers(sharing):
+    # 10% of the reads that find 3 or more reads on the one 100 us worker (themselves
+    # included) are answered 2 ms late: 1 or 2 clients never reach 3 reads there.
+    delays = dict(
+        read_sharing=sharing, read_delay_ratio=0.1, read_delay_ms=2.0, read_delay_min_reads=3
     )
-    with pytest.raises(ValueError, match="read_sharing"):
-        EtcdModel(simpy.Environment(), p)
+    for clients in (1, 2):
+        plain = _delayed_gets(clients, read_sharing=sharing)
+        assert np.array_equal(plain, _delayed_gets(clients, **delays))
+    # 4 clients with no round trip: a read finds 3 or more there unless it is among the
+    # first two of reads that finished together, or another client is being delayed.
+    lat = _delayed_gets(4, **delays)
+    late = lat >= 2e-3
+    assert 0.04 < late.mean() < 0.1
+    # A delayed read waits off the workers: the others never wait longer than behind the
+    # other three reads, and a delayed one is its service (at most 4 x 100 us) + 2 ms.
+    assert lat[~late].max() <= 4 * 100e-6 + 1e-9
+    assert lat[late].max() <= 2e-3 + 4 * 100e-6 + 1e-9
+    # With the default (1 read is enough) a lone client's reads are delayed too.
+    lone = _delayed_gets(1, read_delay_ratio=0.1, read_delay_ms=2.0)
+    assert 0.08 < (lone >= 2e-3).mean() < 0.12
 
 
 def test_read_spread_does_not_shift_the_write_draws():

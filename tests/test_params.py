@@ -96,11 +96,7 @@ def test_overrides_are_applied_with_types():
         ("current", ["apiserver.apf_shares=3"], "is a table"),
         ("current", ["etcd.fsync_ms"], "SECTION.KEY=VALUE"),
         ("current", ["etcd=1"], "names a section"),
-        (
-            "current",
-            ["etcd.read_sharing=fcfs", "etcd.read_pause_per_s=10", "etcd.read_pause_ms=1"],
-            "set etcd.read_sharing=ps or etcd.read_pause_per_s=0",
-        ),
+        ("current", ["etcd.read_delay_ratio=1.5"], "set it between 0 and 1"),
     ],
 )
 def test_bad_input_is_one_line_error_naming_the_fix(name, overrides, needle):

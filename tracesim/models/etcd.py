@@ -54,9 +54,10 @@ Mechanisms (sources in :class:`~tracesim.models.params.EtcdParams` and docs/mode
   CV ``read_cv_ratio``; 0 = none drawn) from a stream spawned from ``rng`` (so reads do not
   shift the write path's draws); a linearizable read first waits one read-index round
   (``peer_rtt_ms``) and costs ``read_index_us`` more on the read workers, a serializable one
-  not. With ``read_sharing`` ``ps`` the workers can pause (``read_pause_per_s`` while at
-  least ``read_pause_min_reads`` reads are on them, ``read_pause_ms`` each): the time
-  etcd's threads wait for a core when more threads are runnable than there are cores.
+  not. A read that finds at least ``read_delay_min_reads`` reads on the workers (itself
+  included) is, with probability ``read_delay_ratio``, answered ``read_delay_ms`` late
+  (its thread waits for a core when more threads are runnable than there are cores; the
+  wait does not hold a worker), from a stream of its own.
   With ``read_front_us`` or ``read_wakeup_us`` above 0 every read first passes a serial
   stage (:class:`WakeupServer`: one worker that takes up all waiting reads per wakeup,
   ``read_wakeup_us`` per wakeup plus ``read_front_us`` per read), a client event loop /
@@ -195,34 +196,27 @@ class PsServer:
         self._paused = False
         self._pauses: tuple[float, float, UniformRows] | None = None
         self._pause_pending = False
-        self._pause_gen = 0  # invalidates a pending pause when too few jobs are left
-        self._pause_min_jobs = 1
 
-    def set_pauses(
-        self, rate_per_s: float, mean_s: float, rng: np.random.Generator, min_jobs: int = 1
-    ) -> None:
-        """Pause the whole server at Poisson times (``rate_per_s`` while it holds at least
-        ``min_jobs`` jobs; a pending pause is dropped when fewer are left and a fresh one
-        drawn when enough are back, exact for a memoryless process) for exponential
-        durations (mean ``mean_s``): no job progresses during a pause. Two uniforms from
-        ``rng`` per pause (:class:`UniformRows`: common random numbers)."""
+    def set_pauses(self, rate_per_s: float, mean_s: float, rng: np.random.Generator) -> None:
+        """Pause the whole server at Poisson times (``rate_per_s`` while it has work; idle
+        time draws none, which for a memoryless process changes no job's latency) for
+        exponential durations (mean ``mean_s``): no job progresses during a pause. Two
+        uniforms from ``rng`` per pause (:class:`UniformRows`: common random numbers)."""
         self._pauses = (rate_per_s, mean_s, UniformRows(rng, 2))
-        self._pause_min_jobs = min_jobs
         if self._heap:
             self._arm_pause()
 
     def _arm_pause(self) -> None:
-        if self._pause_pending or self._pauses is None or len(self._heap) < self._pause_min_jobs:
+        if self._pause_pending or self._pauses is None:
             return
         self._pause_pending = True
         u = self._pauses[2].next()
-        delay_s = -math.log1p(-float(u[0])) / self._pauses[0]
-        call_later(self.env, delay_s, self._pause, u[1], self._pause_gen)
+        call_later(self.env, -math.log1p(-float(u[0])) / self._pauses[0], self._pause, u[1])
 
-    def _pause(self, u: float, gen: int) -> None:
-        if gen != self._pause_gen:
-            return
+    def _pause(self, u: float) -> None:
         self._pause_pending = False
+        if not self._heap:  # idle: the next job arms the next pause
+            return
         assert self._pauses is not None
         self._advance()
         self._paused = True
@@ -298,9 +292,6 @@ class PsServer:
         while self._heap and self._heap[0][0] <= self._v + 1e-12:
             done.append(heapq.heappop(self._heap)[2])
         self.completed += len(done)
-        if self._pause_pending and len(self._heap) < self._pause_min_jobs:
-            self._pause_gen += 1  # the next job that brings enough draws a fresh pause
-            self._pause_pending = False
         self._schedule()
         for fn in done:
             if fn is not None:
@@ -481,16 +472,14 @@ class EtcdModel:
         self._cpu_rng = self._rng.spawn(1)[0] if self.cpu is not None and p.cpu_cv_ratio else None
         if self.cpu is not None and p.cpu_pause_per_s > 0 and p.cpu_pause_ms > 0:
             self.cpu.set_pauses(p.cpu_pause_per_s, p.cpu_pause_ms / 1e3, self._rng.spawn(1)[0])
-        if p.read_pause_per_s > 0 and p.read_pause_ms > 0:
-            if not isinstance(self.reads, PsServer):
-                raise ValueError("etcd.read_pause_per_s needs etcd.read_sharing = 'ps'")
-            # Its own stream, spawned last and only when used, so that no other stream moves.
-            self.reads.set_pauses(
-                p.read_pause_per_s,
-                p.read_pause_ms / 1e3,
-                self._rng.spawn(1)[0],
-                min_jobs=p.read_pause_min_reads,
-            )
+        self._delay_s = p.read_delay_ms / 1e3
+        # Its own stream, spawned last and only when used, so that no other stream moves.
+        self._delay_u = (
+            UniformRows(self._rng.spawn(1)[0], 1)
+            if p.read_delay_ratio > 0 and self._delay_s > 0
+            else None
+        )
+        self._reads_at_workers = 0  # counted only while delays are on
         self._front_cpu_s = p.front_cpu_us / 1e6
         self._front_cpu_s_per_byte = p.front_cpu_ns_per_byte / 1e9
         self._rz = np.zeros(0)
@@ -1292,6 +1281,14 @@ class EtcdModel:
             if self._defragging:
                 self._deferred_reads.append(run_read)
                 return
+            if self._delay_u is not None:
+                self._reads_at_workers += 1
+                delayed = (
+                    self._reads_at_workers >= self.p.read_delay_min_reads
+                    and float(self._delay_u.next()[0]) < self.p.read_delay_ratio
+                )
+                self.reads.submit(service, lambda _w: self._read_served(t0, delayed, on_done))
+                return
             self.reads.submit(
                 service, None if on_done is None else (lambda _w: on_done(self.env.now - t0))
             )
@@ -1301,6 +1298,19 @@ class EtcdModel:
             call_later(self.env, pre_s, run_read)
         else:  # the serial stage first (FIFO, one worker), then the read workers
             call_later(self.env, pre_s, front.submit, self._front_s, lambda _w: run_read())
+
+    def _read_served(
+        self, t0: float, delayed: bool, on_done: Callable[[float], Any] | None
+    ) -> None:
+        """A read left the workers (with read delays on): answer it, ``read_delay_ms`` late
+        if it drew a delay."""
+        self._reads_at_workers -= 1
+        if on_done is None:
+            return
+        if delayed:
+            call_later(self.env, self._delay_s, lambda: on_done(self.env.now - t0))
+        else:
+            on_done(self.env.now - t0)
 
     def _read_multiplier(self) -> float:
         """A lognormal multiplier of one read's service time, mean 1, CV ``read_cv_ratio``."""

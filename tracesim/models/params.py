@@ -204,30 +204,31 @@ class EtcdParams:
         "coefficient of variation of each read's service time (lognormal, mean 1: GC, "
         "scheduling, cache misses); fitted by tracesim calibrate etcd; 0 = deterministic",
     )
-    read_pause_per_s: float = _p(
+    read_delay_ratio: float = _p(
         0.0,
-        "1/s",
-        "with read_sharing ps: rate of pauses of the read workers (Poisson, per second while "
-        "read_pause_min_reads or more reads are on them): every read in progress stops for "
-        "the pause, the time etcd's serving threads wait for a core while more threads are "
-        "runnable than there are cores (Linux CFS hands out slices of a few ms); our reading "
-        "of tracesim calibrate etcd runs (on 2 cores a lone get's p99 is 1.5x its median, "
-        "and from 4 gets in flight 1-4% of them take 2-5 ms: one spread per read cannot give "
-        "both); calibrated; 0 (default) = none",
+        "ratio",
+        "probability that a read which finds read_delay_min_reads or more reads on the "
+        "workers (itself included) is answered read_delay_ms late: its thread waits for a "
+        "core while more threads are runnable than there are cores (Linux CFS lets the "
+        "running one finish its slice of a few ms); the wait does not hold a worker; our "
+        "reading of tracesim calibrate etcd runs on 2 cores shared with the client (a lone "
+        "get's p99 is 1.5x its median, 2 gets in flight have 0.1% over 2 ms, and from 4 in "
+        "flight 1-4% of them take 3-5 ms: docs/validation.md, 'Twelfth session'); "
+        "calibrated; 0 (default) = none",
     )
-    read_pause_ms: float = _p(
+    read_delay_ms: float = _p(
         0.0,
         "ms",
-        "with read_pause_per_s: mean duration of one pause of the read workers "
-        "(exponential); 0 (default) = none",
+        "with read_delay_ratio: how long a delayed read waits (fixed: a scheduler slice); "
+        "calibrated; 0 (default) = none",
     )
-    read_pause_min_reads: int = _p(
+    read_delay_min_reads: int = _p(
         1,
         "reads",
-        "with read_pause_per_s: the read workers pause only while at least this many reads "
-        "are on them (a thread waits out another's CPU slice only when more threads are "
-        "runnable than there are cores); tracesim calibrate etcd sets it to the cores etcd "
-        "shared with its client; 1 (default) = whenever a read is on them",
+        "with read_delay_ratio: a read can be delayed only if it finds this many reads "
+        "on the workers, itself included (more runnable threads than cores); tracesim "
+        "calibrate etcd sets it to the cores etcd shared with its client + 1; 1 (default) "
+        "= any read",
         minimum=1,
     )
     read_index_us: float = _p(
@@ -750,10 +751,10 @@ def load_profile(name: str = "current", overrides: Iterable[str] = ()) -> Profil
 def _check(profile: Profile) -> None:
     """Cross-field checks that a single value cannot express."""
     e = profile.etcd
-    if e.read_pause_per_s > 0 and e.read_pause_ms > 0 and e.read_sharing != "ps":
+    if e.read_delay_ratio > 1:
         raise TracesimError(
-            "etcd.read_pause_per_s pauses processor-sharing read workers: set "
-            "etcd.read_sharing=ps or etcd.read_pause_per_s=0"
+            f"etcd.read_delay_ratio is a probability, got {e.read_delay_ratio:g}: set "
+            "it between 0 and 1"
         )
     a = profile.apiserver
     if set(a.apf_shares) != set(a.apf_queues):
