@@ -32,11 +32,11 @@ units):
   **delayed reads** (:func:`_fit_read_delays`: ``read_delay_ratio`` of the reads that
   find more reads on the workers than those cores answered ``read_delay_ms`` late, with
   ``read_cv_ratio`` refitted) against the fit gets and single-client ranges, kept if they
-  bring the loss below :data:`READ_DELAY_MIN_GAIN` of the path without. Then ``read_index_us`` (a
-  linearizable read's extra CPU on the workers; a grid over fractions of the get's service
-  time, ``peer_rtt_ms`` taking the rest of the single-client difference) from the fit
-  linearizable gets, kept if it brings their loss below :data:`READ_INDEX_MIN_GAIN` of the
-  loss without it.
+  bring the loss below :data:`READ_DELAY_MIN_GAIN` of the path without. Then
+  ``read_index_us`` (a linearizable read's extra CPU on the workers; a grid over fractions
+  of the get's service time, ``peer_rtt_ms`` taking the rest of the single-client
+  difference) from the fit linearizable gets, kept if it brings their loss below
+  :data:`READ_INDEX_MIN_GAIN` of the loss without it.
 - **writes** (simulation): ``fsync_ms``, ``apply_us_per_request``, ``ns_per_byte`` and
   ``backend_commit_ms`` minimise the squared log errors of mean latency and throughput of the
   model's replay of the write points used for fitting, by Nelder-Mead in log space from a

@@ -226,7 +226,8 @@ class EtcdParams:
         1,
         "reads",
         "with read_delay_ratio: a read can be delayed only if it finds this many reads "
-        "on the workers, itself included (more runnable threads than cores); tracesim "
+        "at the workers (served or waiting), itself included (more runnable threads than "
+        "cores); tracesim "
         "calibrate etcd sets it to the cores etcd shared with its client + 1; 1 (default) "
         "= any read",
         minimum=1,
