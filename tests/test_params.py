@@ -111,6 +111,7 @@ def test_profile_from_a_toml_path_and_bad_files(tmp_path):
     good.write_text("[etcd]\nfsync_ms = 10  # spinning disk\n")
     p = load_profile(str(good))
     assert p.name == "mine" and p.etcd.fsync_ms == 10
+    assert load_profile(good).etcd.fsync_ms == 10  # a Path works as well as a str
     assert p.etcd.freelist == Profile().etcd.freelist  # unlisted values keep the defaults
     bad = tmp_path / "bad.toml"
     bad.write_text("[etcd]\nfsync_ms = 'slow'\n")

@@ -713,12 +713,14 @@ def parse_overrides(items: Iterable[str]) -> list[tuple[str, str]]:
     return out
 
 
-def load_profile(name: str = "current", overrides: Iterable[str] = ()) -> Profile:
-    """The named shipped profile (or a ``.toml`` file path) with ``--set`` overrides applied.
+def load_profile(name: str | Path = "current", overrides: Iterable[str] = ()) -> Profile:
+    """The named shipped profile (or a ``.toml`` file path, a str or a Path) with ``--set``
+    overrides applied.
 
     Raises :class:`TracesimError` for an unknown profile, section or key (listing the valid
     ones) and for a value of the wrong type, unit or range.
     """
+    name = str(name)
     if name.endswith(".toml"):
         path = Path(name)
         if not path.is_file():
