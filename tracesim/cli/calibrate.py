@@ -120,6 +120,107 @@ def etcd(
     _show(res)
 
 
+@command.command("check")
+@click.argument(
+    "reports", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path)
+)
+@click.option(
+    "--profile",
+    metavar="NAME|FILE.toml",
+    help="Profile to replay each run's workload with (e.g. one `calibrate etcd` wrote).",
+)
+@click.option(
+    "--plot-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write a measured-vs-predicted plot per run here (with --profile).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def check(
+    reports: tuple[Path, ...], profile: str | None, plot_dir: Path | None, quiet: bool
+) -> None:
+    """Check a profile against saved calibration runs, and how well the runs agree.
+
+    REPORTS are <profile>-calibration/ directories that `calibrate etcd` wrote. With
+    --profile, each run's workload is replayed through the model with that profile and its
+    held-out values (mean, p99, throughput) within 25% are counted: does last week's profile
+    predict today's etcd? With two or more runs of the same plan, each run's values are also
+    "predicted" by the median of the other runs: the ceiling that etcd's own run-to-run noise
+    sets for any profile.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..calibrate.check import check_profile, repeatability
+    from ..calibrate.validate import TOLERANCE, plot_comparison
+    from ..models.params import load_profile
+    from .progress import progress_bar
+
+    if profile is None and len(reports) < 2:
+        raise TracesimError(
+            "give --profile FILE.toml to check a profile, or two or more reports to see how "
+            "well the runs agree"
+        )
+    if plot_dir is not None and profile is None:
+        raise TracesimError("--plot-dir draws a profile's predictions: give --profile too")
+    params = load_profile(profile).etcd if profile is not None else None
+    agree = None
+    if len(reports) >= 2:
+        try:
+            agree = repeatability(reports)
+        except TracesimError:
+            if params is None:
+                raise
+    checked = None
+    if params is not None:
+        with progress_bar(f"replaying {len(reports)} runs", quiet=quiet) as update:
+            checked, tables = check_profile(params, reports, progress=update)
+        if plot_dir is not None:
+            plot_dir.mkdir(parents=True, exist_ok=True)
+            for i, (report, table) in enumerate(tables.items(), 1):
+                name = f"{i}-{Path(report).name}.png"
+                plot_comparison(table, plot_dir / name, title=f"{profile} vs {report}")
+
+    show = Console()
+    if not show.is_terminal:
+        show = Console(width=max(show.width, 120))
+    t = Table(title=f"held-out values within {TOLERANCE:.0%}")
+    t.add_column("run", no_wrap=True)
+    if checked is not None:
+        t.add_column(f"{profile}", justify="right")
+        t.add_column("(all points)", justify="right")
+    if agree is not None:
+        t.add_column("median of the other runs", justify="right")
+    for i, report in enumerate(reports):
+        cells = [str(report)]
+        if checked is not None:
+            r = checked.iloc[i]
+            cells += [
+                f"{r['held_out_within']}/{r['held_out']}",
+                f"{r['all_within']}/{r['all']}",
+            ]
+        if agree is not None:
+            a = agree.iloc[i]
+            cells.append(f"{a['held_out_within']}/{a['held_out']}")
+        t.add_row(*cells)
+    show.print(t)
+    for name, frame in (("profile", checked), ("median of the other runs", agree)):
+        if frame is None:
+            continue
+        for _, r in frame.iterrows():
+            if r["misses"]:
+                show.print(f"{name} misses on {r['report']}: {r['misses']}", highlight=False)
+        share = frame["held_out_within"].sum() / max(1, frame["held_out"].sum())
+        show.print(
+            f"{name}: {frame['held_out_within'].sum()} of {frame['held_out'].sum()} held-out "
+            f"values within {TOLERANCE:.0%} ({share:.0%}) over {len(frame)} runs",
+            highlight=False,
+        )
+    if checked is not None and agree is None and len(reports) >= 2:
+        show.print("the runs measured different points: no comparison between them")
+    if plot_dir is not None:
+        show.print(f"wrote {len(reports)} plots to {plot_dir}/", highlight=False)
+
+
 def _show(res: CalibrationResult) -> None:
     """The measured-vs-predicted table, the notes and the fitted values, on stdout."""
     from rich.console import Console
