@@ -32,13 +32,12 @@ def point_label(row: Any) -> str:
     """``put 400 B at 128``, ``get linearizable at 8``, ``range serializable 100 keys at 1``."""
     if row["phase"] == "write":
         size = float(row["value_bytes"])
-        what = (
-            f"{size / 1e6:g} MB"
-            if size >= 1e6
-            else f"{size / 1e3:g} kB"
-            if size >= 1e3
-            else f"{size:g} B"
-        )
+        if size >= 1e6:
+            what = f"{size / 1e6:g} MB"
+        elif size >= 1e3:
+            what = f"{size / 1e3:g} kB"
+        else:
+            what = f"{size:g} B"
         return f"put {what} at {int(row['concurrency'])}"
     keys = int(row["keys_per_request"])
     span = "" if keys == 1 else f" {keys} keys"

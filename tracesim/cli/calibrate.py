@@ -10,6 +10,8 @@ import click
 from ..errors import TracesimError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..calibrate import CalibrationResult
 
 
@@ -148,10 +150,9 @@ def check(
     sets for any profile.
     """
     from rich.console import Console
-    from rich.table import Table
 
     from ..calibrate.check import check_profile, repeatability
-    from ..calibrate.validate import TOLERANCE, plot_comparison
+    from ..calibrate.validate import plot_comparison
     from ..models.params import load_profile
     from .progress import progress_bar
 
@@ -179,6 +180,24 @@ def check(
             for i, (report, table) in enumerate(tables.items(), 1):
                 name = f"{i}-{Path(report).name}.png"
                 plot_comparison(table, plot_dir / name, title=f"{profile} vs {report}")
+
+    _show_check(reports, profile, checked, agree)
+    if plot_dir is not None:
+        Console().print(f"wrote {len(reports)} plots to {plot_dir}/", highlight=False)
+
+
+def _show_check(
+    reports: tuple[Path, ...],
+    profile: str | None,
+    checked: pd.DataFrame | None,
+    agree: pd.DataFrame | None,
+) -> None:
+    """``calibrate check``'s table (held-out values within the tolerance per run, for the
+    profile and for the median of the other runs) and its misses, on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..calibrate.validate import TOLERANCE
 
     show = Console()
     if not show.is_terminal:
@@ -217,8 +236,6 @@ def check(
         )
     if checked is not None and agree is None and len(reports) >= 2:
         show.print("the runs measured different points: no comparison between them")
-    if plot_dir is not None:
-        show.print(f"wrote {len(reports)} plots to {plot_dir}/", highlight=False)
 
 
 def _show(res: CalibrationResult) -> None:
