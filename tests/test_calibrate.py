@@ -137,6 +137,23 @@ def test_model_replay_closed_loop_obeys_littles_law():
     assert r1_lin.mean_ms - r1.mean_ms == pytest.approx(p.peer_rtt_ms, rel=1e-6)
 
 
+def test_model_replay_reports_how_long_its_commits_take():
+    # A fixed commit cost, then one per byte written since the previous commit: larger
+    # puts make longer commits, as etcd's backend_commit_duration_seconds shows.
+    p = EtcdParams(fsync_ms=1.0, apply_us_per_request=20.0, client_rtt_ms=0.2)
+    fixed = dataclasses.replace(p, backend_commit_ms=2.0, backend_commit_ns_per_byte=0.0)
+    # (plus the freelist's page allocations: a few tens of us)
+    assert simulate_writes(fixed, 4, 400, 2000).commit_mean_ms == pytest.approx(2.0, rel=0.05)
+    per_byte = dataclasses.replace(fixed, backend_commit_ns_per_byte=10.0)
+    small = simulate_writes(per_byte, 4, 400, 2000)
+    large = simulate_writes(per_byte, 4, 16_000, 2000)
+    assert 2.0 < small.commit_mean_ms < large.commit_mean_ms
+    # ~0.1 s of puts per commit (the default interval): 10 ns per byte of them.
+    written_mb = large.throughput_per_s * 16_000 * 0.1 / 1e6
+    assert large.commit_mean_ms == pytest.approx(2.0 + 10.0 * written_mb, rel=0.2)
+    assert np.isnan(simulate_reads(p, 4, 1, 1000, 100, False).commit_mean_ms)
+
+
 def test_model_replay_counts_puts_per_wal_write():
     # One put in flight: every WAL write carries one. Many in flight behind a slow fsync:
     # batches grow, never beyond the puts in flight; a longer fsync batches more.

@@ -32,11 +32,13 @@ METRICS = ("mean_ms", "p99_ms", "throughput_per_s")
 @dataclasses.dataclass(frozen=True)
 class SimResult:
     """One simulated point: latencies (s) of the timed requests, the elapsed virtual time and,
-    for puts, the mean batch: puts (untimed first ones included) per WAL write."""
+    for puts, the mean batch: puts (untimed first ones included) per WAL write, and the mean
+    duration (ms) of a backend commit (etcd's ``backend_commit_mean_ms``)."""
 
     latency_s: np.ndarray
     elapsed_s: float
     puts_per_fsync: float = float("nan")
+    commit_mean_ms: float = float("nan")
 
     @property
     def mean_ms(self) -> float:
@@ -169,7 +171,8 @@ def simulate_writes(
         model.submit_writes("update", "calibrate", [c], size, lambda la, _r, _m: warm_done(la))
     env.run()
     batch = (state["issued"] + concurrency) / model.batches if model.batches else float("nan")
-    return SimResult(np.asarray(lat), state["last"] - state["t0"], batch)
+    commit_ms = model.commit_time_s / model.commits * 1e3 if model.commits else float("nan")
+    return SimResult(np.asarray(lat), state["last"] - state["t0"], batch, commit_ms)
 
 
 def simulate_reads(
@@ -250,8 +253,9 @@ def compare(params: EtcdParams, points: pd.DataFrame) -> pd.DataFrame:
     Where the points carry the range of a metric over their rounds (``*_round_min``/``_max``,
     see :func:`~.workload.round_range`) the table carries it too, with ``*_in_rounds``: the
     prediction lies within what the measurement itself spanned between rounds. Where a put
-    point carries etcd's measured batch (``puts_per_fsync``), the table has its measured,
-    predicted and error columns too (not part of ``ok``: the bar is on what a client sees)."""
+    point carries etcd's measured batch (``puts_per_fsync``) and bbolt commit duration
+    (``backend_commit_mean_ms``), the table has their measured, predicted and error columns
+    too (not part of ``ok``: the bar is on what a client sees)."""
     rows = []
     for _, row in points[points["phase"].isin(["write", "read"])].iterrows():
         if int(row["requests"]) == 0:
@@ -276,11 +280,16 @@ def compare(params: EtcdParams, points: pd.DataFrame) -> pd.DataFrame:
             if not (math.isnan(lo) or math.isnan(hi)):
                 out[f"{metric}_round_min"], out[f"{metric}_round_max"] = lo, hi
                 out[f"{metric}_in_rounds"] = bool(lo <= predicted <= hi)
-        batch = float(row.get("puts_per_fsync", np.nan))
-        if not math.isnan(batch):  # etcd's own count of its WAL writes
-            out["puts_per_fsync_measured"] = batch
-            out["puts_per_fsync_predicted"] = sim.puts_per_fsync
-            out["puts_per_fsync_error"] = sim.puts_per_fsync / batch - 1
+        # etcd's own counters: its WAL writes and its bbolt commits' durations
+        for counter, predicted in (
+            ("puts_per_fsync", sim.puts_per_fsync),
+            ("backend_commit_mean_ms", sim.commit_mean_ms),
+        ):
+            measured = float(row.get(counter, np.nan))
+            if not math.isnan(measured) and measured > 0:
+                out[f"{counter}_measured"] = measured
+                out[f"{counter}_predicted"] = predicted
+                out[f"{counter}_error"] = predicted / measured - 1
         rows.append(out)
     table = pd.DataFrame(rows)
     if len(table):
