@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from test_calibrate import _cli, _model_etcd, _synthetic_points
 
-from tracesim.calibrate.check import check_profile, point_label, repeatability
+from tracesim.calibrate.check import check_profile, load_runs, point_label, repeatability
 from tracesim.calibrate.fit import assign_roles
 from tracesim.errors import TracesimError
 
@@ -50,7 +50,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_a_profile_predicts_the_etcd_it_describes_and_not_another(runs):
-    summary, tables = check_profile(_model_etcd(), [runs["same0"], runs["slow"]])
+    summary, tables = check_profile(_model_etcd(), load_runs([runs["same0"], runs["slow"]]))
     same, slow = summary.iloc[0], summary.iloc[1]
     assert same["held_out"] > 0 and same["held_out_within"] == same["held_out"]
     assert same["all_within"] == same["all"] and same["misses"] == ""
@@ -63,20 +63,20 @@ def test_a_profile_predicts_the_etcd_it_describes_and_not_another(runs):
 
 def test_repeatability_names_the_run_that_differs(runs):
     reports = [runs["same0"], runs["same1"], runs["same2"], runs["slow"]]
-    agree = repeatability(reports)
+    agree = repeatability(load_runs(reports))
     for i in range(3):  # the others' median is the same etcd (two of three runs)
         assert agree.iloc[i]["held_out_within"] == agree.iloc[i]["held_out"]
     odd = agree.iloc[3]
     assert odd["held_out_within"] < odd["held_out"] and "put 400 B at 2" in odd["misses"]
     with pytest.raises(TracesimError, match="at least two"):
-        repeatability(reports[:1])
+        repeatability(load_runs(reports[:1]))
 
 
 def test_repeatability_refuses_runs_of_different_plans(runs, tmp_path):
     fewer = pd.read_parquet(runs["same0"] / "points.parquet").iloc[:-1]
     other = _report(tmp_path, "fewer-calibration", fewer)
     with pytest.raises(TracesimError, match="measured other points"):
-        repeatability([runs["same0"], other])
+        repeatability(load_runs([runs["same0"], other]))
 
 
 def test_point_labels_name_size_and_concurrency():
@@ -116,3 +116,4 @@ def test_cli_bad_input_is_one_line(runs, tmp_path, capsys):
         ["--profile", str(runs["profile"]), str(tmp_path)], "not a calibration report directory"
     )
     one_line_error(["--profile", str(tmp_path / "none.toml"), str(runs["same0"])], "does not exist")
+    one_line_error([*two, str(runs["same0"])], "is given twice")

@@ -12,7 +12,7 @@ session").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +55,23 @@ def _misses(rows: pd.DataFrame, errors: dict[str, np.ndarray]) -> list[str]:
     return out
 
 
+def load_runs(reports: Sequence[str | Path]) -> dict[str, pd.DataFrame]:
+    """Each report directory's measured points (:func:`~tracesim.calibrate.load_measurements`,
+    which names what is missing), by the report's path as given."""
+    runs = {str(report): load_measurements(report).points for report in reports}
+    if len(runs) < len(reports):
+        twice = next(str(r) for i, r in enumerate(reports) if str(r) in map(str, reports[:i]))
+        raise TracesimError(f"{twice} is given twice: name each calibration report once")
+    return runs
+
+
 def check_profile(
     params: EtcdParams,
-    reports: Sequence[str | Path],
+    runs: Mapping[str, pd.DataFrame],
     progress: Callable[[float], Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """Replay each report's calibration workload through the model with ``params``.
+    """Replay each run's calibration workload (its points, as :func:`load_runs` gives them)
+    through the model with ``params``.
 
     Returns a summary, one row per report: ``held_out`` (values of the points its own fit
     did not use: mean, p99 and throughput each count), ``held_out_within`` (within
@@ -69,15 +80,14 @@ def check_profile(
     measured-vs-predicted table (:func:`~.validate.compare`) by report path.
     ``progress(fraction)`` after each report."""
     rows, tables = [], {}
-    for i, report in enumerate(reports):
-        points = load_measurements(report).points
+    for i, (report, points) in enumerate(runs.items()):
         table = compare(params, points)
-        tables[str(report)] = table
+        tables[report] = table
         errs = table[[f"{m}_error" for m in METRICS]].abs()
         held = table["role"] != "fit" if "role" in table else pd.Series(True, index=table.index)
         rows.append(
             {
-                "report": str(report),
+                "report": report,
                 "held_out": int(held.sum()) * len(METRICS),
                 "held_out_within": int((errs[held] <= TOLERANCE).to_numpy().sum()),
                 "all": errs.size,
@@ -88,23 +98,23 @@ def check_profile(
             }
         )
         if progress is not None:
-            progress((i + 1) / len(reports))
+            progress((i + 1) / len(runs))
     return pd.DataFrame(rows), tables
 
 
-def repeatability(reports: Sequence[str | Path]) -> pd.DataFrame:
-    """Each report's held-out values "predicted" by the median of the same value in the other
-    reports (at least two, all of the same plan).
+def repeatability(runs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Each run's held-out values "predicted" by the median of the same value in the other
+    runs (their points as :func:`load_runs` gives them; at least two, all of one plan).
 
     Returns one row per report: ``held_out``, ``held_out_within`` and ``misses`` as in
     :func:`check_profile` (the error is the others' median over this run's value, minus 1).
     Raises :class:`~tracesim.errors.TracesimError` for fewer than two reports or reports that
     measured different points."""
-    if len(reports) < 2:
+    if len(runs) < 2:
         raise TracesimError("repeatability needs at least two calibration reports of one plan")
+    reports = list(runs)
     held, index = [], None
-    for report in reports:
-        points = load_measurements(report).points
+    for report, points in runs.items():
         points = points[points["phase"].isin(["write", "read"])]
         points = points.set_index(list(POINT_KEY)).sort_index()
         if index is None:
@@ -127,7 +137,7 @@ def repeatability(reports: Sequence[str | Path]) -> pd.DataFrame:
         within = sum(int((np.abs(e) <= TOLERANCE).sum()) for e in errors.values())
         rows.append(
             {
-                "report": str(report),
+                "report": report,
                 "held_out": len(table) * len(METRICS),
                 "held_out_within": within,
                 "misses": "; ".join(_misses(table, errors)),

@@ -151,7 +151,7 @@ def check(
     """
     from rich.console import Console
 
-    from ..calibrate.check import check_profile, repeatability
+    from ..calibrate.check import check_profile, load_runs, repeatability
     from ..calibrate.validate import plot_comparison
     from ..models.params import load_profile
     from .progress import progress_bar
@@ -164,17 +164,18 @@ def check(
     if plot_dir is not None and profile is None:
         raise TracesimError("--plot-dir draws a profile's predictions: give --profile too")
     params = load_profile(profile).etcd if profile is not None else None
+    runs = load_runs(reports)
     agree = None
-    if len(reports) >= 2:
+    if len(runs) >= 2:
         try:
-            agree = repeatability(reports)
+            agree = repeatability(runs)
         except TracesimError:
             if params is None:
                 raise
     checked = None
     if params is not None:
         with progress_bar(f"replaying {len(reports)} runs", quiet=quiet) as update:
-            checked, tables = check_profile(params, reports, progress=update)
+            checked, tables = check_profile(params, runs, progress=update)
         if plot_dir is not None:
             plot_dir.mkdir(parents=True, exist_ok=True)
             for i, (report, table) in enumerate(tables.items(), 1):
